@@ -1,0 +1,20 @@
+//! Request size limits: bodies over the limit get 413, header blocks over the limit get 431.
+
+/// Size limits applied to every request a component serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Largest request body accepted, in bytes; larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// Largest request head (request line plus headers), in bytes; larger heads get 431.
+    /// hyper enforces a floor of 8 KiB.
+    pub max_header_bytes: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            max_header_bytes: 16 * 1024,
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Wrapping a component's router with the shared endpoints, and serving it until shutdown.
+
+use std::convert::Infallible;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tower::ServiceExt;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::metrics::{Recorder, prometheus, record};
+use crate::{
+    BoundListener, HealthRegistry, HealthReport, HttpLimits, HttpMetrics, MetricsRegistry, Shutdown,
+};
+
+/// What every component of one process shares: the shutdown sequence, health, metrics and limits.
+#[derive(Clone, Debug)]
+pub struct Common {
+    pub shutdown: Shutdown,
+    pub health: HealthRegistry,
+    pub metrics: MetricsRegistry,
+    pub http_metrics: HttpMetrics,
+    pub limits: HttpLimits,
+}
+
+#[derive(Clone)]
+struct ActuatorState {
+    health: HealthRegistry,
+    shutdown: Shutdown,
+}
+
+/// Adds the actuator endpoints (`/actuator/health[/liveness|/readiness]`, `/actuator/prometheus`,
+/// `/metrics`), body limits, request tracing and HTTP metrics around a component's router.
+pub fn app(component: &'static str, router: Router, common: &Common) -> Router {
+    let actuator = Router::new()
+        .route("/actuator/health", get(health))
+        .route("/actuator/health/liveness", get(liveness))
+        .route("/actuator/health/readiness", get(readiness))
+        .with_state(ActuatorState {
+            health: common.health.clone(),
+            shutdown: common.shutdown.clone(),
+        })
+        .merge(
+            Router::new()
+                .route("/metrics", get(prometheus))
+                .route("/actuator/prometheus", get(prometheus))
+                .with_state(common.metrics.clone()),
+        );
+    let recorder = Recorder {
+        component,
+        metrics: common.http_metrics.clone(),
+    };
+    router
+        .merge(actuator)
+        // Rejects a declared Content-Length over the limit before any byte is read…
+        .layer(RequestBodyLimitLayer::new(common.limits.max_body_bytes))
+        // …and makes axum's body extractors stop at the same limit for chunked bodies.
+        .layer(DefaultBodyLimit::max(common.limits.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(recorder, record))
+        .layer(TraceLayer::new_for_http())
+}
+
+fn report_response(report: HealthReport) -> Response {
+    let code = if report.status.is_up() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(report)).into_response()
+}
+
+async fn health(State(s): State<ActuatorState>) -> Response {
+    report_response(s.health.report(s.shutdown.is_ready()))
+}
+
+async fn liveness(State(s): State<ActuatorState>) -> Response {
+    report_response(s.health.liveness())
+}
+
+async fn readiness(State(s): State<ActuatorState>) -> Response {
+    report_response(s.health.readiness(s.shutdown.is_ready()))
+}
+
+/// Serves `router` on `listener` until the shutdown sequence stops listeners, then lets in-flight
+/// requests finish until the drain deadline. HTTP/1.1 and HTTP/2 (prior knowledge) are both served.
+pub async fn serve(listener: BoundListener, router: Router, common: &Common) {
+    let BoundListener {
+        component,
+        listener,
+        local_addr,
+    } = listener;
+    let shutdown = common.shutdown.clone();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper answers 431 when the request head outgrows this buffer; it refuses values under 8 KiB.
+    builder
+        .http1()
+        .max_buf_size(common.limits.max_header_bytes.max(8192))
+        .timer(hyper_util::rt::TokioTimer::new());
+    builder
+        .http2()
+        .max_header_list_size(common.limits.max_header_bytes.max(8192) as u32);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly rather than spinning.
+                    tracing::warn!(component, error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.stopped_accepting() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                let router = router.clone();
+                async move {
+                    Ok::<_, Infallible>(
+                        router
+                            .oneshot(request.map(axum::body::Body::new))
+                            .await
+                            .unwrap_or_else(|e| match e {}),
+                    )
+                }
+            },
+        );
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let deadline = shutdown.config().drain_timeout;
+    if tokio::time::timeout(deadline, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(component, addr = %local_addr, ?deadline, "drain deadline passed; closing remaining connections");
+    }
+}

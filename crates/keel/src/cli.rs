@@ -1,0 +1,153 @@
+//! Command-line flags. Every setting flag here maps to one settings key (see `settings.rs`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Keel: the Spring Cloud Netflix stack (Eureka, Zuul, Hystrix, Ribbon, Spring Cloud Config) as
+/// one fast binary.
+///
+/// Settings come from flags, then KEEL_* environment variables, then the file given by --config,
+/// then built-in defaults. A setting `a.b-c` is the flag --b-c (or --a-b-c in standalone), the
+/// variable KEEL_A_B_C and the YAML key `a: {b-c: …}`.
+#[derive(Debug, Parser)]
+#[command(name = "keel", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// A keel.yaml file with settings (lower precedence than flags and KEEL_* variables).
+    #[arg(long, global = true, value_name = "FILE", env = "KEEL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format: `text` (default) or `json` (one object per line). [setting: log.format]
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Log filter, e.g. `info` or `keel_registry=debug,info`. [setting: log.level]
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every component in one process: registry and dashboard on 8761, config centre on
+    /// 8888, gateway on 8080. On first start it creates --data-dir with a sample config repository.
+    Standalone(StandaloneArgs),
+    /// Run the service registry (Eureka's REST API) and the dashboard, on port 8761.
+    Registry(RegistryArgs),
+    /// Run the config centre (Spring Cloud Config's HTTP API), on port 8888.
+    Config(ConfigArgs),
+    /// Run the gateway (edge proxy routed through the registry), on port 8080.
+    Gateway(GatewayArgs),
+    /// Exit 0 when the component at URL reports UP (for container healthchecks; scratch images
+    /// have no curl). URL defaults its path to /actuator/health.
+    Health(HealthArgs),
+    /// Inspect and steer running Keel servers.
+    Ctl(CtlArgs),
+}
+
+/// Flags every server subcommand shares.
+#[derive(Debug, Args, Default)]
+pub struct ServerFlags {
+    /// Where Keel keeps its state (the sample config repository, caches). [setting: data-dir,
+    /// default ./keel-data]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<String>,
+    /// Largest request body accepted, e.g. `1MiB`; larger ones get 413. [setting:
+    /// http.max-body-bytes, default 1MiB]
+    #[arg(long, value_name = "SIZE")]
+    pub max_body_bytes: Option<String>,
+    /// Largest request head (request line and headers), e.g. `16KiB`; larger ones get 431
+    /// (at least 8KiB). [setting: http.max-header-bytes, default 16KiB]
+    #[arg(long, value_name = "SIZE")]
+    pub max_header_bytes: Option<String>,
+    /// How long in-flight requests may finish after a SIGTERM, e.g. `8s`. [setting:
+    /// shutdown.drain-timeout, default 8s]
+    #[arg(long, value_name = "DURATION")]
+    pub drain_timeout: Option<String>,
+    /// How long readiness reports DOWN before listeners close on SIGTERM, e.g. `5s`, so load
+    /// balancers stop sending traffic first. [setting: shutdown.readiness-delay, default 0s]
+    #[arg(long, value_name = "DURATION")]
+    pub readiness_delay: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StandaloneArgs {
+    /// Address for the registry and dashboard. [setting: registry.bind, default 0.0.0.0:8761]
+    #[arg(long, value_name = "ADDR")]
+    pub registry_bind: Option<String>,
+    /// Address for the config centre. [setting: config.bind, default 0.0.0.0:8888]
+    #[arg(long, value_name = "ADDR")]
+    pub config_bind: Option<String>,
+    /// Address for the gateway. [setting: gateway.bind, default 0.0.0.0:8080]
+    #[arg(long, value_name = "ADDR")]
+    pub gateway_bind: Option<String>,
+    /// The config centre's git repository (a local path). [setting: config.git-uri, default
+    /// <data-dir>/config-repo.git, created with sample configuration]
+    #[arg(long, value_name = "PATH")]
+    pub git_uri: Option<String>,
+    #[command(flatten)]
+    pub server: ServerFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// Address to listen on. [setting: registry.bind, default 0.0.0.0:8761]
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<String>,
+    #[command(flatten)]
+    pub server: ServerFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Address to listen on. [setting: config.bind, default 0.0.0.0:8888]
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<String>,
+    /// The git repository holding configuration (a local path). [setting: config.git-uri,
+    /// default <data-dir>/config-repo.git, created with sample configuration]
+    #[arg(long, value_name = "PATH")]
+    pub git_uri: Option<String>,
+    #[command(flatten)]
+    pub server: ServerFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Address to listen on. [setting: gateway.bind, default 0.0.0.0:8080]
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<String>,
+    #[command(flatten)]
+    pub server: ServerFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// The component's base URL or health URL, e.g. http://127.0.0.1:8761.
+    pub url: String,
+    /// Give up after this long, e.g. `3s`.
+    #[arg(long, value_name = "DURATION", default_value = "3s")]
+    pub timeout: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// The registry's base URL. [setting: registry.url, default http://127.0.0.1:8761]
+    #[arg(long, value_name = "URL")]
+    pub registry_url: Option<String>,
+    /// The config centre's base URL. [setting: config.url, default http://127.0.0.1:8888]
+    #[arg(long, value_name = "URL")]
+    pub config_url: Option<String>,
+    /// The gateway's base URL. [setting: gateway.url, default http://127.0.0.1:8080]
+    #[arg(long, value_name = "URL")]
+    pub gateway_url: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CtlCommand {
+    /// Show the health of the registry, config centre and gateway.
+    Health,
+}

@@ -1,0 +1,125 @@
+//! Wiring: builds the chosen components, binds their listeners and serves until shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use keel_dashboard::{Dashboard, Watched};
+use keel_server::{
+    Common, HealthRegistry, HttpMetrics, LocalHealthSource, MetricsRegistry, Shutdown,
+};
+
+use crate::settings::Settings;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Component {
+    Registry,
+    Config,
+    Gateway,
+}
+
+pub const ALL: &[Component] = &[Component::Registry, Component::Config, Component::Gateway];
+
+/// One component ready to serve: its name, address, routes and health.
+struct Planned {
+    name: &'static str,
+    addr: SocketAddr,
+    router: Router,
+    health: HealthRegistry,
+}
+
+/// Runs `which` in this process until SIGTERM or Ctrl-C, then shuts down gracefully.
+pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Result<()> {
+    let shutdown = Shutdown::new(settings.shutdown);
+    let mut prometheus = prometheus_client::registry::Registry::with_prefix("keel");
+    let http_metrics = HttpMetrics::new(&mut prometheus);
+
+    let mut planned = Vec::new();
+    for component in which {
+        let health = HealthRegistry::new();
+        let (name, addr, router) = match component {
+            Component::Registry => {
+                let registry =
+                    keel_registry::Registry::new(keel_registry::RegistryConfig::default(), &health);
+                (
+                    "registry",
+                    settings.registry_bind,
+                    keel_registry::router(registry),
+                )
+            }
+            Component::Config => {
+                let git_uri = match &settings.config_git_uri {
+                    Some(path) => path.clone(),
+                    None => {
+                        keel_config::ensure_sample_repo(&settings.data_dir.join("config-repo.git"))?
+                    }
+                };
+                let server = keel_config::ConfigServer::new(
+                    keel_config::ConfigServerConfig { git_uri },
+                    &health,
+                )?;
+                ("config", settings.config_bind, keel_config::router(server))
+            }
+            Component::Gateway => {
+                let gateway =
+                    keel_gateway::Gateway::new(keel_gateway::GatewayConfig::default(), &health);
+                (
+                    "gateway",
+                    settings.gateway_bind,
+                    keel_gateway::router(gateway),
+                )
+            }
+        };
+        planned.push(Planned {
+            name,
+            addr,
+            router,
+            health,
+        });
+    }
+
+    // The dashboard lives on the registry's port, as Eureka's page does, and reads every
+    // component of this process through the in-process health source.
+    let watched: Vec<Watched> = planned
+        .iter()
+        .map(|p| Watched {
+            name: p.name.to_owned(),
+            health: Arc::new(LocalHealthSource::new(p.health.clone(), shutdown.clone())),
+        })
+        .collect();
+    if let Some(registry) = planned.iter_mut().find(|p| p.name == "registry") {
+        let router = std::mem::take(&mut registry.router);
+        registry.router = router.merge(keel_dashboard::router(Dashboard::new(watched)));
+    }
+
+    let metrics = MetricsRegistry::new(prometheus);
+    // Bind everything before serving anything, so a taken port fails start-up as a whole.
+    let mut bound = Vec::new();
+    for p in planned {
+        let listener = keel_server::bind(p.name, p.addr)
+            .await
+            .with_context(|| format!("start {}", p.name))?;
+        let common = Common {
+            shutdown: shutdown.clone(),
+            health: p.health,
+            metrics: metrics.clone(),
+            http_metrics: http_metrics.clone(),
+            limits: settings.limits,
+        };
+        let app = keel_server::app(p.name, p.router, &common);
+        bound.push((listener, app, common));
+    }
+
+    let signal = shutdown.clone();
+    tokio::spawn(async move { signal.on_signal().await });
+    let mut tasks = tokio::task::JoinSet::new();
+    for (listener, app, common) in bound {
+        tasks.spawn(async move { keel_server::serve(listener, app, &common).await });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.context("a listener task failed")?;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,437 @@
+//! Layered settings: flags, then `KEEL_*` variables, then `--config FILE`, then defaults.
+//!
+//! Every setting has one dotted key (`registry.bind`). Unknown keys and bad values are refused
+//! before anything starts, with a message naming the key and where the value came from.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use keel_server::{HttpLimits, ShutdownConfig};
+
+use crate::cli::{Cli, Command, ServerFlags};
+
+/// Every key Keel understands, with its default (`None`: no default, the setting is optional).
+const KEYS: &[(&str, Option<&str>)] = &[
+    ("log.format", Some("text")),
+    ("log.level", Some("info")),
+    ("data-dir", Some("./keel-data")),
+    ("http.max-body-bytes", Some("1MiB")),
+    ("http.max-header-bytes", Some("16KiB")),
+    ("shutdown.drain-timeout", Some("8s")),
+    ("shutdown.readiness-delay", Some("0s")),
+    ("registry.bind", Some("0.0.0.0:8761")),
+    ("registry.url", Some("http://127.0.0.1:8761")),
+    ("config.bind", Some("0.0.0.0:8888")),
+    ("config.url", Some("http://127.0.0.1:8888")),
+    ("config.git-uri", None),
+    ("gateway.bind", Some("0.0.0.0:8080")),
+    ("gateway.url", Some("http://127.0.0.1:8080")),
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err("expected `text` or `json`".into()),
+        }
+    }
+}
+
+/// The fully validated settings of one process.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub data_dir: PathBuf,
+    pub limits: HttpLimits,
+    pub shutdown: ShutdownConfig,
+    pub registry_bind: SocketAddr,
+    pub registry_url: String,
+    pub config_bind: SocketAddr,
+    pub config_url: String,
+    pub config_git_uri: Option<PathBuf>,
+    pub gateway_bind: SocketAddr,
+    pub gateway_url: String,
+}
+
+/// Where a value came from, for error messages.
+#[derive(Clone, Debug)]
+enum Origin {
+    Flag(&'static str),
+    Env(String),
+    File(PathBuf),
+    Default,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Flag(flag) => write!(f, "flag {flag}"),
+            Origin::Env(var) => write!(f, "environment variable {var}"),
+            Origin::File(path) => write!(f, "config file {}", path.display()),
+            Origin::Default => f.write_str("default"),
+        }
+    }
+}
+
+/// A settings error, already phrased for the person starting Keel.
+#[derive(Debug)]
+pub struct SettingsError(String);
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SettingsError {}
+
+/// Raw string values by key, each remembering its origin; later layers override earlier ones.
+#[derive(Default)]
+struct Layers {
+    values: BTreeMap<&'static str, (String, Origin)>,
+}
+
+impl Layers {
+    fn known(key: &str) -> Option<&'static str> {
+        KEYS.iter().map(|(k, _)| *k).find(|k| *k == key)
+    }
+
+    fn set(&mut self, key: &'static str, value: String, origin: Origin) {
+        self.values.insert(key, (value, origin));
+    }
+
+    fn get<T>(&self, key: &'static str) -> Result<Option<T>, SettingsError>
+    where
+        T: FromSetting,
+    {
+        let default = KEYS.iter().find(|(k, _)| *k == key).and_then(|(_, d)| *d);
+        let (raw, origin) = match self.values.get(key) {
+            Some((raw, origin)) => (raw.as_str(), origin.clone()),
+            None => match default {
+                Some(d) => (d, Origin::Default),
+                None => return Ok(None),
+            },
+        };
+        T::from_setting(raw).map(Some).map_err(|reason| {
+            SettingsError(format!(
+                "invalid value `{raw}` for setting `{key}` (from {origin}): {reason}"
+            ))
+        })
+    }
+
+    fn require<T: FromSetting>(&self, key: &'static str) -> Result<T, SettingsError> {
+        self.get(key)?
+            .ok_or_else(|| SettingsError(format!("setting `{key}` is required")))
+    }
+}
+
+/// Parsing of one setting's string value, with a reason on failure.
+trait FromSetting: Sized {
+    fn from_setting(raw: &str) -> Result<Self, String>;
+}
+
+impl FromSetting for String {
+    fn from_setting(raw: &str) -> Result<Self, String> {
+        Ok(raw.to_owned())
+    }
+}
+
+impl FromSetting for PathBuf {
+    fn from_setting(raw: &str) -> Result<Self, String> {
+        if raw.is_empty() {
+            return Err("expected a path".into());
+        }
+        Ok(PathBuf::from(raw))
+    }
+}
+
+impl FromSetting for SocketAddr {
+    fn from_setting(raw: &str) -> Result<Self, String> {
+        raw.parse()
+            .map_err(|_| "expected an address such as 0.0.0.0:8761 or 127.0.0.1:0".into())
+    }
+}
+
+impl FromSetting for LogFormat {
+    fn from_setting(raw: &str) -> Result<Self, String> {
+        raw.parse()
+    }
+}
+
+impl FromSetting for Duration {
+    fn from_setting(raw: &str) -> Result<Self, String> {
+        parse_duration(raw)
+    }
+}
+
+/// Bytes, written as a number with an optional `KiB`/`MiB`/`GiB` suffix.
+struct ByteSize(usize);
+
+impl FromSetting for ByteSize {
+    fn from_setting(raw: &str) -> Result<Self, String> {
+        let reason = || "expected a size such as 1048576, 64KiB or 1MiB".to_owned();
+        let (number, unit) = split_number(raw.trim());
+        let n: usize = number.parse().map_err(|_| reason())?;
+        let scale = match unit {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            _ => return Err(reason()),
+        };
+        n.checked_mul(scale).map(ByteSize).ok_or_else(reason)
+    }
+}
+
+fn split_number(raw: &str) -> (&str, &str) {
+    let end = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    raw.split_at(end)
+}
+
+/// Durations as `500ms`, `8s`, `2m` or `1h`.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let reason = || "expected a duration such as 500ms, 8s or 2m".to_owned();
+    let (number, unit) = split_number(raw.trim());
+    let n: u64 = number.parse().map_err(|_| reason())?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(reason()),
+    }
+}
+
+/// `registry.max-body-bytes` → `KEEL_REGISTRY_MAX_BODY_BYTES`.
+fn env_name(key: &str) -> String {
+    let mut name = String::from("KEEL_");
+    for c in key.chars() {
+        name.push(match c {
+            '.' | '-' => '_',
+            c => c.to_ascii_uppercase(),
+        });
+    }
+    name
+}
+
+/// Variables that are read by clap or by tests, not settings keys.
+const ENV_NOT_SETTINGS: &[&str] = &["KEEL_CONFIG"];
+
+impl Settings {
+    pub fn load(cli: &Cli) -> Result<Self, SettingsError> {
+        let env: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter(|(k, _)| k.starts_with("KEEL_"))
+            .collect();
+        Self::from_sources(cli, &env)
+    }
+
+    fn from_sources(cli: &Cli, env: &[(String, String)]) -> Result<Self, SettingsError> {
+        let mut layers = Layers::default();
+        if let Some(path) = &cli.config {
+            load_file(&mut layers, path)?;
+        }
+        for (var, value) in env {
+            if ENV_NOT_SETTINGS.contains(&var.as_str()) {
+                continue;
+            }
+            let key = KEYS
+                .iter()
+                .map(|(k, _)| *k)
+                .find(|k| env_name(k) == *var)
+                .ok_or_else(|| {
+                    SettingsError(format!(
+                        "unknown environment variable {var}: Keel reads only the KEEL_* variables of its settings ({})",
+                        KEYS.iter().map(|(k, _)| env_name(k)).collect::<Vec<_>>().join(", ")
+                    ))
+                })?;
+            layers.set(key, value.clone(), Origin::Env(var.clone()));
+        }
+        for (key, flag, value) in flags(cli) {
+            if let Some(value) = value {
+                layers.set(key, value, Origin::Flag(flag));
+            }
+        }
+        let limits = HttpLimits {
+            max_body_bytes: layers.require::<ByteSize>("http.max-body-bytes")?.0,
+            max_header_bytes: layers.require::<ByteSize>("http.max-header-bytes")?.0,
+        };
+        let log_level: String = layers.require("log.level")?;
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_level) {
+            return Err(SettingsError(format!(
+                "invalid value `{log_level}` for setting `log.level`: {e}"
+            )));
+        }
+        Ok(Settings {
+            log_format: layers.require("log.format")?,
+            log_level,
+            data_dir: layers.require("data-dir")?,
+            limits,
+            shutdown: ShutdownConfig {
+                drain_timeout: layers.require("shutdown.drain-timeout")?,
+                readiness_delay: layers.require("shutdown.readiness-delay")?,
+            },
+            registry_bind: layers.require("registry.bind")?,
+            registry_url: layers.require("registry.url")?,
+            config_bind: layers.require("config.bind")?,
+            config_url: layers.require("config.url")?,
+            config_git_uri: layers.get("config.git-uri")?,
+            gateway_bind: layers.require("gateway.bind")?,
+            gateway_url: layers.require("gateway.url")?,
+        })
+    }
+}
+
+/// The settings flags of the chosen subcommand: (key, flag as typed, value).
+fn flags(cli: &Cli) -> Vec<(&'static str, &'static str, Option<String>)> {
+    let mut out = vec![
+        ("log.format", "--log-format", cli.log_format.clone()),
+        ("log.level", "--log-level", cli.log_level.clone()),
+    ];
+    let server = |out: &mut Vec<_>, s: &ServerFlags| {
+        out.extend([
+            ("data-dir", "--data-dir", s.data_dir.clone()),
+            (
+                "http.max-body-bytes",
+                "--max-body-bytes",
+                s.max_body_bytes.clone(),
+            ),
+            (
+                "http.max-header-bytes",
+                "--max-header-bytes",
+                s.max_header_bytes.clone(),
+            ),
+            (
+                "shutdown.drain-timeout",
+                "--drain-timeout",
+                s.drain_timeout.clone(),
+            ),
+            (
+                "shutdown.readiness-delay",
+                "--readiness-delay",
+                s.readiness_delay.clone(),
+            ),
+        ]);
+    };
+    match &cli.command {
+        Command::Standalone(a) => {
+            out.extend([
+                ("registry.bind", "--registry-bind", a.registry_bind.clone()),
+                ("config.bind", "--config-bind", a.config_bind.clone()),
+                ("gateway.bind", "--gateway-bind", a.gateway_bind.clone()),
+                ("config.git-uri", "--git-uri", a.git_uri.clone()),
+            ]);
+            server(&mut out, &a.server);
+        }
+        Command::Registry(a) => {
+            out.push(("registry.bind", "--bind", a.bind.clone()));
+            server(&mut out, &a.server);
+        }
+        Command::Config(a) => {
+            out.push(("config.bind", "--bind", a.bind.clone()));
+            out.push(("config.git-uri", "--git-uri", a.git_uri.clone()));
+            server(&mut out, &a.server);
+        }
+        Command::Gateway(a) => {
+            out.push(("gateway.bind", "--bind", a.bind.clone()));
+            server(&mut out, &a.server);
+        }
+        Command::Ctl(a) => {
+            out.extend([
+                ("registry.url", "--registry-url", a.registry_url.clone()),
+                ("config.url", "--config-url", a.config_url.clone()),
+                ("gateway.url", "--gateway-url", a.gateway_url.clone()),
+            ]);
+        }
+        Command::Health(_) => {}
+    }
+    out
+}
+
+/// Reads a YAML file of nested maps; `registry: {bind: …}` becomes `registry.bind`.
+fn load_file(layers: &mut Layers, path: &Path) -> Result<(), SettingsError> {
+    use saphyr::{LoadableYamlNode, Yaml};
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SettingsError(format!("cannot read config file {}: {e}", path.display())))?;
+    let docs = Yaml::load_from_str(&text)
+        .map_err(|e| SettingsError(format!("config file {}: invalid YAML: {e}", path.display())))?;
+    let mut flat = Vec::new();
+    for doc in &docs {
+        flatten(doc, String::new(), &mut flat)
+            .map_err(|e| SettingsError(format!("config file {}: {e}", path.display())))?;
+    }
+    for (key, value) in flat {
+        let known = Layers::known(&key).ok_or_else(|| {
+            SettingsError(format!(
+                "unknown setting `{key}` in config file {} (known settings: {})",
+                path.display(),
+                KEYS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        layers.set(known, value, Origin::File(path.to_owned()));
+    }
+    Ok(())
+}
+
+fn flatten(
+    node: &saphyr::Yaml<'_>,
+    prefix: String,
+    out: &mut Vec<(String, String)>,
+) -> Result<(), String> {
+    use saphyr::{Scalar, Yaml};
+    match node {
+        Yaml::Mapping(map) => {
+            for (k, v) in map {
+                let key = match k {
+                    Yaml::Value(Scalar::String(s)) => s.to_string(),
+                    other => return Err(format!("key {other:?} under `{prefix}` is not a string")),
+                };
+                let full = if prefix.is_empty() {
+                    key
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                flatten(v, full, out)?;
+            }
+            Ok(())
+        }
+        Yaml::Sequence(items) => {
+            let mut parts = Vec::new();
+            for item in items {
+                let mut one = Vec::new();
+                flatten(item, prefix.clone(), &mut one)?;
+                parts.extend(one.into_iter().map(|(_, v)| v));
+            }
+            out.push((prefix, parts.join(",")));
+            Ok(())
+        }
+        Yaml::Value(scalar) => {
+            let value = match scalar {
+                Scalar::Null => String::new(),
+                Scalar::Boolean(b) => b.to_string(),
+                Scalar::Integer(i) => i.to_string(),
+                Scalar::FloatingPoint(f) => f.to_string(),
+                Scalar::String(s) => s.to_string(),
+            };
+            if prefix.is_empty() {
+                return Err("the top level must be a mapping of settings".into());
+            }
+            out.push((prefix, value));
+            Ok(())
+        }
+        other => Err(format!("unsupported YAML node at `{prefix}`: {other:?}")),
+    }
+}

