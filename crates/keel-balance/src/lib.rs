@@ -1,0 +1,1 @@
+//! Client-side load balancing over a live instance list: strategies, outlier ejection, slow start, retry targeting.

@@ -1,0 +1,400 @@
+//! One protected execution of a command: the builder (`bad_request`, `fallback`) and `queue` / `execute`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+
+use super::{Cause, Command, CommandError};
+use crate::breaker::{CircuitBreaker, Permit};
+use crate::bulkhead::BulkheadPermit;
+use crate::error::{TaskPanicked, TimedOut};
+use crate::event::{Event, Outcome};
+use crate::pool::PoolTask;
+
+/// Primary work of a call plus the isolation it runs under.
+pub trait Work<T, E> {
+    /// The running work, holding its isolation slot.
+    type Running<'c>: Future<Output = Result<Result<T, E>, Cause<E>>> + 'c
+    where
+        Self: 'c;
+
+    /// Takes an isolation slot and starts the work, or says why it cannot.
+    fn start<'c>(self, cmd: &'c Command) -> Result<Self::Running<'c>, Cause<E>>
+    where
+        Self: 'c;
+}
+
+/// Async work under the command's semaphore bulkhead.
+#[derive(Debug)]
+pub struct Async<Fut>(pub(crate) Fut);
+
+/// Blocking work on the command's bounded pool.
+#[derive(Debug)]
+pub struct Blocking<F>(pub(crate) F);
+
+pin_project! {
+    /// An async call holding its bulkhead permit.
+    #[derive(Debug)]
+    pub struct Permitted<'c, F> {
+        #[pin]
+        fut: F,
+        _permit: BulkheadPermit<'c>,
+    }
+}
+
+impl<F: Future<Output = Result<T, E>>, T, E> Future for Permitted<'_, F> {
+    type Output = Result<Result<T, E>, Cause<E>>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().fut.poll(cx).map(Ok)
+    }
+}
+
+impl<Fut, T, E> Work<T, E> for Async<Fut>
+where
+    Fut: Future<Output = Result<T, E>>,
+{
+    type Running<'c>
+        = Permitted<'c, Fut>
+    where
+        Self: 'c;
+
+    #[inline]
+    fn start<'c>(self, cmd: &'c Command) -> Result<Self::Running<'c>, Cause<E>>
+    where
+        Self: 'c,
+    {
+        let inner = &*cmd.inner;
+        let permit = inner
+            .bulkhead
+            .try_acquire()
+            .map_err(Cause::SemaphoreRejected)?;
+        inner
+            .breaker
+            .observe_concurrency(inner.bulkhead.in_flight() as u32);
+        Ok(Permitted {
+            fut: self.0,
+            _permit: permit,
+        })
+    }
+}
+
+/// A blocking call's result, with panics mapped to [`Cause::Panicked`].
+#[derive(Debug)]
+pub struct PoolRun<T, E>(PoolTask<Result<T, E>>);
+
+impl<T, E> Future for PoolRun<T, E> {
+    type Output = Result<Result<T, E>, Cause<E>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.map_err(|p: TaskPanicked| Cause::Panicked(p)))
+    }
+}
+
+impl<F, T, E> Work<T, E> for Blocking<F>
+where
+    F: FnOnce() -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    type Running<'c>
+        = PoolRun<T, E>
+    where
+        Self: 'c;
+
+    fn start<'c>(self, cmd: &'c Command) -> Result<Self::Running<'c>, Cause<E>>
+    where
+        Self: 'c,
+    {
+        cmd.inner
+            .used_pool
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        cmd.inner
+            .pool
+            .submit(self.0)
+            .map(PoolRun)
+            .map_err(Cause::ThreadPoolRejected)
+    }
+}
+
+/// What to do when the primary path fails.
+pub trait Fallback<T, E> {
+    /// The fallback's future.
+    type Future: Future<Output = Result<T, E>>;
+
+    /// Starts the fallback, or hands the cause back when there is none.
+    fn call(self, cause: Cause<E>) -> Result<Self::Future, Cause<E>>;
+}
+
+/// No fallback: failures reach the caller (`FALLBACK_MISSING`).
+#[derive(Debug, Clone, Copy)]
+pub struct NoFallback;
+
+impl<T, E> Fallback<T, E> for NoFallback {
+    type Future = std::future::Ready<Result<T, E>>;
+
+    fn call(self, cause: Cause<E>) -> Result<Self::Future, Cause<E>> {
+        Err(cause)
+    }
+}
+
+/// A fallback closure receiving the cause.
+#[derive(Debug, Clone, Copy)]
+pub struct WithFallback<G>(G);
+
+impl<T, E, G, Fut> Fallback<T, E> for WithFallback<G>
+where
+    G: FnOnce(Cause<E>) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    type Future = Fut;
+
+    fn call(self, cause: Cause<E>) -> Result<Self::Future, Cause<E>> {
+        Ok((self.0)(cause))
+    }
+}
+
+/// A call being configured; finish with [`queue`](Call::queue) or [`execute`](Call::execute).
+#[must_use = "a call does nothing until queued or executed"]
+#[derive(Debug)]
+pub struct Call<'c, W, C, F> {
+    cmd: &'c Command,
+    work: W,
+    bad_request: C,
+    fallback: F,
+}
+
+fn never<E>(_: &E) -> bool {
+    false
+}
+
+impl<'c, W, E> Call<'c, W, fn(&E) -> bool, NoFallback> {
+    pub(crate) fn new(cmd: &'c Command, work: W) -> Self {
+        Call {
+            cmd,
+            work,
+            bad_request: never::<E>,
+            fallback: NoFallback,
+        }
+    }
+}
+
+/// Hands the breaker permit back as "cancelled" if the call future is dropped mid-flight.
+struct PermitGuard<'a> {
+    breaker: &'a CircuitBreaker,
+    permit: Option<Permit>,
+}
+
+impl PermitGuard<'_> {
+    fn finish(&mut self, outcome: Outcome) -> Option<Duration> {
+        self.permit.take().map(|p| self.breaker.record(p, outcome))
+    }
+}
+
+impl Drop for PermitGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.permit.take() {
+            self.breaker.cancel(p);
+        }
+    }
+}
+
+impl<'c, W, C, F> Call<'c, W, C, F> {
+    /// Classifies errors that are the caller's fault: they skip health accounting and the fallback.
+    pub fn bad_request<C2, T, E>(self, is_bad_request: C2) -> Call<'c, W, C2, F>
+    where
+        W: Work<T, E>,
+        C2: Fn(&E) -> bool,
+    {
+        Call {
+            cmd: self.cmd,
+            work: self.work,
+            bad_request: is_bad_request,
+            fallback: self.fallback,
+        }
+    }
+
+    /// Runs `fallback(cause)` on failure, timeout, short-circuit and rejection (never on a bad request).
+    pub fn fallback<G, Fut, T, E>(self, fallback: G) -> Call<'c, W, C, WithFallback<G>>
+    where
+        W: Work<T, E>,
+        G: FnOnce(Cause<E>) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        Call {
+            cmd: self.cmd,
+            work: self.work,
+            bad_request: self.bad_request,
+            fallback: WithFallback(fallback),
+        }
+    }
+
+    /// Runs the call asynchronously (Hystrix `queue()`). Dropping the future cancels the work and frees its slot.
+    pub async fn queue<T, E>(self) -> Result<T, CommandError<E>>
+    where
+        W: Work<T, E> + 'c,
+        C: Fn(&E) -> bool,
+        F: Fallback<T, E>,
+    {
+        let Call {
+            cmd,
+            work,
+            bad_request,
+            fallback,
+        } = self;
+        let inner = &*cmd.inner;
+        let origin = *inner.breaker.origin();
+        let started = origin.nanos();
+        let result = run(cmd, work, bad_request, fallback).await;
+        let now = origin.nanos();
+        inner
+            .latency_total
+            .record(Duration::from_nanos(now.saturating_sub(started)), now);
+        result
+    }
+
+    /// Runs the call to completion on the calling thread (Hystrix `execute()`), for code outside async.
+    ///
+    /// Timers are driven by a small shared runtime. Panics if called from inside an async task, like any
+    /// blocking call would deadlock there: use [`queue`](Call::queue) instead.
+    pub fn execute<T, E>(self) -> Result<T, CommandError<E>>
+    where
+        W: Work<T, E> + 'c,
+        C: Fn(&E) -> bool,
+        F: Fallback<T, E>,
+    {
+        match runtime() {
+            Ok(handle) => handle.block_on(self.queue()),
+            Err(e) => Err(CommandError::Runtime(e)),
+        }
+    }
+}
+
+async fn run<'c, W, C, F, T, E>(
+    cmd: &'c Command,
+    work: W,
+    bad_request: C,
+    fallback: F,
+) -> Result<T, CommandError<E>>
+where
+    W: Work<T, E> + 'c,
+    C: Fn(&E) -> bool,
+    F: Fallback<T, E>,
+{
+    let inner = &*cmd.inner;
+    let Ok(permit) = inner.breaker.try_acquire() else {
+        return fall_back(cmd, fallback, Cause::ShortCircuited).await;
+    };
+    let mut guard = PermitGuard {
+        breaker: &inner.breaker,
+        permit: Some(permit),
+    };
+    let running = match work.start(cmd) {
+        Ok(r) => r,
+        Err(cause) => {
+            guard.finish(match cause {
+                Cause::SemaphoreRejected(_) => Outcome::SemaphoreRejected,
+                Cause::ThreadPoolRejected(_) => Outcome::ThreadPoolRejected,
+                _ => Outcome::Failure,
+            });
+            return fall_back(cmd, fallback, cause).await;
+        }
+    };
+    let result = match inner.config.timeout {
+        Some(limit) => tokio::time::timeout(limit, running)
+            .await
+            .unwrap_or(Err(Cause::Timeout(TimedOut(limit)))),
+        None => running.await,
+    };
+    let (outcome, verdict) = match result {
+        Ok(Ok(v)) => (Outcome::Success, Verdict::Value(v)),
+        Ok(Err(e)) if bad_request(&e) => (Outcome::BadRequest, Verdict::BadRequest(e)),
+        Ok(Err(e)) => (Outcome::Failure, Verdict::Cause(Cause::Failure(e))),
+        Err(cause @ Cause::Timeout(_)) => (Outcome::Timeout, Verdict::Cause(cause)),
+        Err(cause) => (Outcome::Failure, Verdict::Cause(cause)),
+    };
+    if let Some(elapsed) = guard.finish(outcome) {
+        inner
+            .latency_execute
+            .record(elapsed, inner.breaker.origin().nanos());
+    }
+    match verdict {
+        Verdict::Value(v) => Ok(v),
+        Verdict::BadRequest(e) => {
+            inner.breaker.count(Event::ExceptionThrown);
+            Err(CommandError::BadRequest(e))
+        }
+        Verdict::Cause(cause) => fall_back(cmd, fallback, cause).await,
+    }
+}
+
+enum Verdict<T, E> {
+    Value(T),
+    BadRequest(E),
+    Cause(Cause<E>),
+}
+
+async fn fall_back<T, E, F: Fallback<T, E>>(
+    cmd: &Command,
+    fallback: F,
+    cause: Cause<E>,
+) -> Result<T, CommandError<E>> {
+    let inner = &*cmd.inner;
+    let kind = cause.kind();
+    let fail = |cause| {
+        inner.breaker.count(Event::ExceptionThrown);
+        Err(CommandError::Failed {
+            key: inner.key.clone(),
+            cause,
+        })
+    };
+    if !inner.config.fallback_enabled {
+        return fail(cause);
+    }
+    match fallback.call(cause) {
+        Err(cause) => {
+            inner.breaker.count(Event::FallbackMissing);
+            fail(cause)
+        }
+        Ok(fut) => match fut.await {
+            Ok(v) => {
+                inner.breaker.count(Event::FallbackSuccess);
+                Ok(v)
+            }
+            Err(e) => {
+                inner.breaker.count(Event::FallbackFailure);
+                inner.breaker.count(Event::ExceptionThrown);
+                Err(CommandError::FallbackFailed {
+                    key: inner.key.clone(),
+                    cause: kind,
+                    fallback: e,
+                })
+            }
+        },
+    }
+}
+
+type RuntimeResult = Result<tokio::runtime::Runtime, Arc<std::io::Error>>;
+
+/// Shared runtime whose worker drives timers for `execute` callers blocking outside async code.
+fn runtime() -> Result<tokio::runtime::Handle, Arc<std::io::Error>> {
+    static RT: OnceLock<RuntimeResult> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("keel-command-timer")
+            .enable_time()
+            .build()
+            .map_err(Arc::new)
+    })
+    .as_ref()
+    .map(|rt| rt.handle().clone())
+    .map_err(Arc::clone)
+}

@@ -1,0 +1,28 @@
+//! Fault-tolerance primitives (breaker, bulkheads, limits, retry budgets), Hystrix-style commands, metrics and tower layers.
+//!
+//! Primitives are lock-free on the admission path and read time from `tokio::time`, so every state
+//! machine can be driven deterministically under `tokio::time::pause()`.
+
+pub mod breaker;
+pub mod bulkhead;
+mod clock;
+pub mod command;
+pub mod error;
+pub mod event;
+pub mod histogram;
+pub mod pool;
+pub mod window;
+
+pub use breaker::{
+    BreakerConfig, CircuitBreaker, Health, Permit, SlowCallConfig, State, Transition,
+};
+pub use bulkhead::{Bulkhead, BulkheadPermit, OwnedBulkheadPermit};
+pub use clock::WallClock;
+pub use command::{
+    Cause, CauseKind, Command, CommandConfig, CommandError, CommandKey, CommandRegistry,
+};
+pub use error::{
+    BulkheadFull, LimitExceeded, PoolRejected, RateLimited, ShortCircuited, TaskPanicked, TimedOut,
+};
+pub use event::{Event, Outcome};
+pub use pool::{BlockingPool, PoolConfig, PoolSnapshot, PoolTask};

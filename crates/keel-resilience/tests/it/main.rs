@@ -1,0 +1,5 @@
+//! Integration tests for keel-resilience, one binary with a module per concern.
+
+mod breaker;
+mod command;
+mod window;
