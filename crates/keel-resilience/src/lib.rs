@@ -10,7 +10,10 @@ pub mod command;
 pub mod error;
 pub mod event;
 pub mod histogram;
+pub mod hystrix;
+pub mod metrics;
 pub mod pool;
+mod prometheus;
 pub mod window;
 
 pub use breaker::{
@@ -26,3 +29,5 @@ pub use error::{
 };
 pub use event::{Event, Outcome};
 pub use pool::{BlockingPool, PoolConfig, PoolSnapshot, PoolTask};
+pub use metrics::CommandSnapshot;
+pub use prometheus::register_metrics;

@@ -2,4 +2,5 @@
 
 mod breaker;
 mod command;
+mod stream;
 mod window;
