@@ -1,5 +1,47 @@
-//! Project automation (`cargo xtask ci|bench|docker`): the commands README and CI call.
+//! Project automation: `cargo xtask ci` (the README's test command) and `cargo xtask bench <name>`.
 
-fn main() {
-    println!("xtask: see README");
+mod bench;
+mod ci;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Keel's project automation")]
+struct Xtask {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Everything CI checks: rustfmt, clippy -D warnings, then every test (with nextest). Sets up
+    /// what the tests need first: a Python venv with the real client libraries in target/venv.
+    Ci {
+        /// Skip rustfmt and clippy (for a quick local test run).
+        #[arg(long)]
+        tests_only: bool,
+        /// Extra arguments for `cargo nextest run`, e.g. a test filter.
+        #[arg(last = true)]
+        nextest_args: Vec<String>,
+    },
+    /// Only prepare the test environment (Python venv with the client libraries).
+    Prepare,
+    /// Run a benchmark by name; `cargo xtask bench list` shows them.
+    Bench {
+        name: String,
+        /// Extra arguments passed to the benchmark.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Xtask::parse().command {
+        Task::Ci {
+            tests_only,
+            nextest_args,
+        } => ci::run(tests_only, &nextest_args),
+        Task::Prepare => ci::prepare().map(|_| ()),
+        Task::Bench { name, args } => bench::run(&name, &args),
+    }
 }

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -41,11 +42,18 @@ struct HttpLabels {
     status: &'static str,
 }
 
-/// `http_requests_total` and `http_request_duration_seconds`, labelled by component and status class.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ComponentLabel {
+    component: &'static str,
+}
+
+/// `http_requests_total` and `http_request_duration_seconds`, labelled by component and status
+/// class, and `http_requests_in_flight` by component.
 #[derive(Clone, Debug)]
 pub struct HttpMetrics {
     requests: Family<HttpLabels, Counter>,
     duration: Family<HttpLabels, Histogram>,
+    in_flight: Family<ComponentLabel, Gauge>,
 }
 
 impl HttpMetrics {
@@ -66,7 +74,17 @@ impl HttpMetrics {
             "Time to produce response headers, by component and status class",
             duration.clone(),
         );
-        Self { requests, duration }
+        let in_flight = Family::<ComponentLabel, Gauge>::default();
+        registry.register(
+            "http_requests_in_flight",
+            "Requests being handled now, by component",
+            in_flight.clone(),
+        );
+        Self {
+            requests,
+            duration,
+            in_flight,
+        }
     }
 
     fn record(&self, component: &'static str, status: http::StatusCode, seconds: f64) {
@@ -92,7 +110,12 @@ pub(crate) struct Recorder {
 
 pub(crate) async fn record(State(rec): State<Recorder>, request: Request, next: Next) -> Response {
     let started = tokio::time::Instant::now();
+    let gauge = rec.metrics.in_flight.get_or_create_owned(&ComponentLabel {
+        component: rec.component,
+    });
+    gauge.inc();
     let response = next.run(request).await;
+    gauge.dec();
     rec.metrics.record(
         rec.component,
         response.status(),

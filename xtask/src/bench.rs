@@ -1,0 +1,35 @@
+//! `cargo xtask bench <name>`: the benchmarks, each comparing Keel with a named peer in the same run.
+
+use anyhow::bail;
+
+use crate::ci::{cargo, run_checked};
+
+/// (name, what it measures, cargo arguments).
+const BENCHES: &[(&str, &str, &[&str])] = &[(
+    "startup",
+    "keel standalone: time from spawn to all components healthy, and idle RSS",
+    &[
+        "run",
+        "--release",
+        "-p",
+        "keel-bench",
+        "--bin",
+        "startup",
+        "--",
+    ],
+)];
+
+pub fn run(name: &str, args: &[String]) -> anyhow::Result<()> {
+    if name == "list" {
+        for (name, what, _) in BENCHES {
+            println!("{name:<16} {what}");
+        }
+        return Ok(());
+    }
+    let Some((_, _, cargo_args)) = BENCHES.iter().find(|(n, _, _)| *n == name) else {
+        bail!("unknown benchmark `{name}`; `cargo xtask bench list` shows them");
+    };
+    // Harnesses drive the release binary as a separate process.
+    run_checked(cargo().args(["build", "--release", "-p", "keel"]))?;
+    run_checked(cargo().args(*cargo_args).args(args))
+}

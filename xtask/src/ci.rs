@@ -1,0 +1,85 @@
+//! `cargo xtask ci`: format and lint checks, test prerequisites, then the whole test suite.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// The workspace root (xtask lives one level below it).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+pub fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+pub fn run_checked(cmd: &mut Command) -> anyhow::Result<()> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd.status().with_context(|| format!("spawn {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+pub fn run(tests_only: bool, nextest_args: &[String]) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    if !tests_only {
+        run_checked(cargo().args(["fmt", "--all", "--", "--check"]))?;
+        run_checked(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    }
+    let python = prepare()?;
+    run_checked(
+        cargo()
+            .args(["nextest", "run", "--workspace", "--no-fail-fast"])
+            .args(nextest_args)
+            .env("KEEL_TEST_PYTHON", &python),
+    )?;
+    eprintln!("xtask: ci passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+/// Creates `target/venv` with the pinned client libraries (once), and returns its python.
+pub fn prepare() -> anyhow::Result<PathBuf> {
+    let root = root();
+    let venv = root.join("target/venv");
+    let python = venv.join("bin/python");
+    let requirements = root.join("xtask/python-requirements.txt");
+    let marker = venv.join(".keel-requirements");
+    let wanted = std::fs::read_to_string(&requirements).context("read python requirements")?;
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str()) {
+        return Ok(python);
+    }
+    let system_python = ["python3", "python"]
+        .into_iter()
+        .find(|p| Command::new(p).arg("--version").output().is_ok())
+        .context("no python3 on PATH: the tests drive the real Python client libraries")?;
+    run_checked(Command::new(system_python).args(["-m", "venv"]).arg(&venv))?;
+    run_checked(
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
+            .arg(&requirements),
+    )?;
+    std::fs::write(&marker, wanted).context("write venv marker")?;
+    Ok(python)
+}
