@@ -3,6 +3,7 @@
 //! Primitives are lock-free on the admission path and read time from `tokio::time`, so every state
 //! machine can be driven deterministically under `tokio::time::pause()`.
 
+pub mod adaptive;
 pub mod breaker;
 pub mod bulkhead;
 mod clock;
@@ -10,10 +11,13 @@ pub mod command;
 pub mod error;
 pub mod event;
 pub mod histogram;
+pub mod layer;
 pub mod hystrix;
 pub mod metrics;
 pub mod pool;
 mod prometheus;
+pub mod rate_limit;
+pub mod retry;
 pub mod window;
 
 pub use breaker::{
@@ -31,3 +35,6 @@ pub use event::{Event, Outcome};
 pub use pool::{BlockingPool, PoolConfig, PoolSnapshot, PoolTask};
 pub use metrics::CommandSnapshot;
 pub use prometheus::register_metrics;
+pub use adaptive::{AdaptiveLimit, AimdConfig, LimitToken};
+pub use rate_limit::RateLimiter;
+pub use retry::{Backoff, RetryBudget, retry};

@@ -2,5 +2,6 @@
 
 mod breaker;
 mod command;
+mod layers;
 mod stream;
 mod window;
