@@ -36,6 +36,7 @@ pub use environment::Environment;
 pub use error::{EnvironmentError, ParseError, RequestError, ValidationError};
 pub use merge::{ConfigDiff, MergedConfig, Nested};
 pub use naming::SourceNaming;
+pub use placeholder::resolve as resolve_placeholders;
 pub use request::{AppNames, Label, Profiles};
 pub use source::{PropertySource, Source};
 pub use tree::{ConfigTree, EnvironmentQuery, RepoLayout, is_config_file};

@@ -10,7 +10,7 @@ const MASK: &str = "$_{";
 const MAX_DEPTH: usize = 32;
 
 /// Resolves placeholders in `text` against `env`.
-pub(crate) fn resolve(env: &Environment, text: &str) -> String {
+pub fn resolve(env: &Environment, text: &str) -> String {
     if !text.contains("${") {
         return text.to_owned();
     }
