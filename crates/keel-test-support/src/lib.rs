@@ -22,7 +22,7 @@ pub struct KeelProcess {
 pub fn parse_listening(line: &str) -> Option<(String, SocketAddr)> {
     let idx = line.find(" listening on http://")?;
     let component = line[..idx]
-        .rsplit(|c: char| c == ' ' || c == '"')
+        .rsplit([' ', '"'])
         .next()?
         .to_owned();
     let rest = &line[idx + " listening on http://".len()..];
