@@ -20,8 +20,8 @@ pub(crate) fn load(text: &str) -> Result<Vec<Node>, ParseError> {
     let mut parser = Parser::new_from_str(text);
     let mut loader: YamlLoader<'_, Yaml<'_>> = YamlLoader::default();
     loader.early_parse(false);
-    // Duplicates are detected after typing, where `'a'` and `a` are the same key (as in SnakeYAML).
-    loader.allow_duplicate_keys(true);
+    // saphyr rejects keys with identical text; `'a'` vs `a` is caught after typing, as in SnakeYAML.
+    loader.allow_duplicate_keys(false);
     let scan = |e: &saphyr::ScanError| {
         ParseError::at(e.marker().line(), e.marker().col() + 1, e.info().to_owned())
     };
