@@ -33,6 +33,12 @@ impl Environment {
         serde_json::to_string(self).expect("Environment serialises")
     }
 
+    /// Resolves `${key:default}` placeholders in `text` against this environment's sources
+    /// (what Spring does for plain-text resources); unresolvable ones stay, a backslash before `${` escapes.
+    pub fn resolve_placeholders(&self, text: &str) -> String {
+        crate::placeholder::resolve(self, text)
+    }
+
     /// The first value for `key`, searching sources in precedence order (what a client sees).
     pub fn get(&self, key: &str) -> Option<&crate::Value> {
         self.property_sources

@@ -34,6 +34,10 @@ fn placeholders_resolve_only_when_asked() {
         "{resolved}"
     );
     assert!(resolved.contains("escaped: ${not.resolved}"), "{resolved}");
+    assert_eq!(
+        env.resolve_placeholders("url=${info.url}"),
+        "url=https://example.org/keel"
+    );
     let raw = render::properties(&env, false);
     assert!(raw.contains("endpoints[0].url: ${info.url}/alpha"), "{raw}");
 }
