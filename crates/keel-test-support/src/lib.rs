@@ -219,3 +219,43 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The Python interpreter that has the pinned client libraries (`xtask/python-requirements.txt`):
+/// `$KEEL_TEST_PYTHON` when set (the CI command sets it), else `<workspace>/target/venv/bin/python`,
+/// created on first use exactly as `cargo xtask ci` creates it. A file lock keeps concurrent
+/// test processes from building the venv twice. Panics with the reason when it cannot.
+pub fn python() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("KEEL_TEST_PYTHON") {
+        return p.into();
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let venv = root.join("target/venv");
+    let python = venv.join("bin/python");
+    let requirements = root.join("xtask/python-requirements.txt");
+    let marker = venv.join(".keel-requirements");
+    let wanted = std::fs::read_to_string(&requirements).expect("read xtask/python-requirements.txt");
+    std::fs::create_dir_all(root.join("target")).expect("create target/");
+    let lock = std::fs::File::create(root.join("target/venv.lock")).expect("create target/venv.lock");
+    lock.lock().expect("lock target/venv.lock");
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str()) {
+        return python;
+    }
+    let system = ["python3", "python"]
+        .into_iter()
+        .find(|p| Command::new(p).arg("--version").output().is_ok())
+        .expect("no python3 on PATH: the tests drive the real Python client libraries");
+    let ok = Command::new(system)
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "python3 -m venv {} failed", venv.display());
+    let ok = Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+        .arg(&requirements)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "pip install -r {} failed", requirements.display());
+    std::fs::write(&marker, wanted).expect("write venv marker");
+    python
+}

@@ -1,0 +1,5 @@
+//! keel-config integration tests: real git repositories, real sockets, real clients.
+
+mod environment;
+mod fixture;
+mod support;
