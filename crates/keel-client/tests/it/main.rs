@@ -1,0 +1,1 @@
+//! Integration tests of the SDK against real registries over real sockets.

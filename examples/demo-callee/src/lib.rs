@@ -1,0 +1,1 @@
+//! Demo service built on the Keel SDK.
