@@ -1,26 +1,19 @@
-//! The registry component: Eureka's role. Issue 3 fills in leases, replication and watch.
+//! The registry component: Eureka's REST API over a lease engine with exact expiry, sane
+//! self-preservation, never-stale reads and a push watch stream.
+//!
+//! API boundary: [`Registry`] (the engine: writes, snapshots, delta, change events, replicated
+//! operations) and [`router`] (Eureka's routes under `/eureka/` and `/eureka/v2/`, plus
+//! `GET /keel/v1/watch`).
 
-use axum::Router;
-use keel_server::{Health, HealthRegistry};
+mod clock;
+mod config;
+mod engine;
+mod http;
 
-/// Settings for one registry node.
-#[derive(Clone, Debug, Default)]
-pub struct RegistryConfig {}
-
-/// One registry node's state, shared by its HTTP routes.
-#[derive(Clone, Debug)]
-pub struct Registry {
-    _config: RegistryConfig,
-}
-
-impl Registry {
-    pub fn new(config: RegistryConfig, health: &HealthRegistry) -> Self {
-        health.register("registry", Health::up, false);
-        Self { _config: config }
-    }
-}
-
-/// The registry's HTTP routes.
-pub fn router(_registry: Registry) -> Router {
-    Router::new()
-}
+pub use clock::{Clock, SystemClock, TokioClock};
+pub use config::{AuthConfig, RegistryConfig, SelfPreservationConfig, UsersFileError};
+pub use engine::{
+    AppSnapshot, Change, ChangeEvent, Delta, LocalWrite, Origin, PreservationStatus, Record,
+    Registry, RenewOutcome, Snapshot, Watch, WatchStart, WriteObserver,
+};
+pub use http::router;

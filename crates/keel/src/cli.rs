@@ -80,10 +80,8 @@ pub struct StandaloneArgs {
     /// Address for the gateway. [setting: gateway.bind, default 0.0.0.0:8080]
     #[arg(long, value_name = "ADDR")]
     pub gateway_bind: Option<String>,
-    /// The config centre's git repository (a local path). [setting: config.git-uri, default
-    /// <data-dir>/config-repo.git, created with sample configuration]
-    #[arg(long, value_name = "PATH")]
-    pub git_uri: Option<String>,
+    #[command(flatten)]
+    pub config: ConfigFlags,
     #[command(flatten)]
     pub server: ServerFlags,
 }
@@ -93,6 +91,22 @@ pub struct RegistryArgs {
     /// Address to listen on. [setting: registry.bind, default 0.0.0.0:8761]
     #[arg(long, value_name = "ADDR")]
     pub bind: Option<String>,
+    /// Require this token for writes, as `Authorization: Bearer TOKEN` or as the password of
+    /// HTTP basic auth (e.g. http://keel:TOKEN@host:8761/eureka/). [setting: registry.auth-token]
+    #[arg(long, value_name = "TOKEN")]
+    pub auth_token: Option<String>,
+    /// A file of `user:password` lines accepted as HTTP basic auth for writes. [setting:
+    /// registry.users-file]
+    #[arg(long, value_name = "FILE")]
+    pub users_file: Option<String>,
+    /// Require credentials for reads too: `true` or `false`. [setting: registry.protect-reads,
+    /// default false]
+    #[arg(long, value_name = "BOOL")]
+    pub protect_reads: Option<String>,
+    /// Self-preservation (stop expiring leases when renewals collapse): `true` or `false`.
+    /// [setting: registry.self-preservation, default true]
+    #[arg(long, value_name = "BOOL")]
+    pub self_preservation: Option<String>,
     #[command(flatten)]
     pub server: ServerFlags,
 }
@@ -102,12 +116,63 @@ pub struct ConfigArgs {
     /// Address to listen on. [setting: config.bind, default 0.0.0.0:8888]
     #[arg(long, value_name = "ADDR")]
     pub bind: Option<String>,
-    /// The git repository holding configuration (a local path). [setting: config.git-uri,
-    /// default <data-dir>/config-repo.git, created with sample configuration]
-    #[arg(long, value_name = "PATH")]
-    pub git_uri: Option<String>,
+    #[command(flatten)]
+    pub config: ConfigFlags,
     #[command(flatten)]
     pub server: ServerFlags,
+}
+
+/// The config centre's flags, shared by `keel config` and `keel standalone`.
+#[derive(Debug, Args, Default)]
+pub struct ConfigFlags {
+    /// The git repository holding configuration: a local path, file:// or https:// URL.
+    /// [setting: config.git-uri, default <data-dir>/config-repo.git, created with sample
+    /// configuration]
+    #[arg(long, value_name = "URI")]
+    pub git_uri: Option<String>,
+    /// Where the git mirror is kept; never wiped, so Keel can start from it when the remote is
+    /// down. [setting: config.basedir, default <data-dir>/config-mirror]
+    #[arg(long, value_name = "DIR")]
+    pub basedir: Option<String>,
+    /// Serve a plain directory instead of git (label `main`). [setting: config.native]
+    #[arg(long, value_name = "DIR")]
+    pub native: Option<String>,
+    /// Comma-separated extra search paths; `{application}`, `{profile}` and `{label}` are
+    /// filled in. [setting: config.search-paths]
+    #[arg(long, value_name = "PATHS")]
+    pub search_paths: Option<String>,
+    /// The label served when a request names none. [setting: config.default-label, default
+    /// main]
+    #[arg(long, value_name = "LABEL")]
+    pub default_label: Option<String>,
+    /// `false` answers 404 to applications that match no file. [setting: config.accept-empty,
+    /// default true]
+    #[arg(long, value_name = "BOOL")]
+    pub accept_empty: Option<String>,
+    /// How often to fetch without a webhook, e.g. `30s`; `0s` disables the timer. [setting:
+    /// config.refresh-interval, default 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub refresh_interval: Option<String>,
+    /// The symmetric key for {cipher} values, /encrypt and /decrypt. [setting: encrypt.key,
+    /// variable KEEL_ENCRYPT_KEY]
+    #[arg(long, value_name = "KEY")]
+    pub encrypt_key: Option<String>,
+    /// Secret that /monitor webhooks must be signed with (GitHub, Gitea, Bitbucket) or carry
+    /// (GitLab, Gitee, X-Monitor-Token). [setting: config.monitor-secret]
+    #[arg(long, value_name = "SECRET")]
+    pub monitor_secret: Option<String>,
+    /// Credentials required for reads: `basic:USER:PASSWORD` or `bearer:TOKEN`. [setting:
+    /// config.read-auth]
+    #[arg(long, value_name = "CREDENTIALS")]
+    pub read_auth: Option<String>,
+    /// Credentials required for /encrypt, /decrypt and /monitor: `basic:USER:PASSWORD` or
+    /// `bearer:TOKEN`. [setting: config.admin-auth]
+    #[arg(long, value_name = "CREDENTIALS")]
+    pub admin_auth: Option<String>,
+    /// NATS URL of the bus linking config servers, e.g. nats://127.0.0.1:4222. [setting:
+    /// config.bus]
+    #[arg(long, value_name = "URL")]
+    pub bus: Option<String>,
 }
 
 #[derive(Debug, Args)]

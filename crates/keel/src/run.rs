@@ -29,6 +29,40 @@ struct Planned {
     health: HealthRegistry,
 }
 
+/// The config centre's settings as the library takes them. Without `--git-uri` or `--native`
+/// it serves the sample repository it creates in data-dir.
+fn config_server(settings: &Settings) -> anyhow::Result<keel_config::ConfigServerConfig> {
+    let c = &settings.config;
+    let backend = match (&c.native, &c.git_uri) {
+        (Some(dir), _) => keel_config::Backend::Native { dir: dir.clone() },
+        (None, uri) => {
+            let uri = match uri {
+                Some(uri) => uri.clone(),
+                None => keel_config::ensure_sample_repo(&settings.data_dir.join("config-repo.git"))?
+                    .display()
+                    .to_string(),
+            };
+            let basedir = c
+                .basedir
+                .clone()
+                .unwrap_or_else(|| settings.data_dir.join("config-mirror"));
+            keel_config::Backend::Git { uri, basedir }
+        }
+    };
+    let mut config = keel_config::ConfigServerConfig::new(backend);
+    config.search_paths = c.search_paths.clone();
+    config.default_label = c.default_label.clone();
+    config.accept_empty = c.accept_empty;
+    config.refresh_interval = c.refresh_interval;
+    config.debounce = c.debounce;
+    config.encrypt_key = c.encrypt_key.clone();
+    config.monitor_secret = c.monitor_secret.clone();
+    config.read_auth = c.read_auth.clone();
+    config.admin_auth = c.admin_auth.clone();
+    config.bus = c.bus.clone();
+    Ok(config)
+}
+
 /// Runs `which` in this process until SIGTERM or Ctrl-C, then shuts down gracefully.
 pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Result<()> {
     let shutdown = Shutdown::new(settings.shutdown);
@@ -40,8 +74,12 @@ pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Res
         let health = HealthRegistry::new();
         let (name, addr, router) = match component {
             Component::Registry => {
-                let registry =
-                    keel_registry::Registry::new(keel_registry::RegistryConfig::default(), &health);
+                let registry = keel_registry::Registry::new(
+                    settings.registry.clone(),
+                    Arc::new(keel_registry::SystemClock),
+                );
+                registry.observe(&health, &mut prometheus);
+                registry.end_streams_on(shutdown.streams_token());
                 (
                     "registry",
                     settings.registry_bind,
@@ -49,16 +87,9 @@ pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Res
                 )
             }
             Component::Config => {
-                let git_uri = match &settings.config_git_uri {
-                    Some(path) => path.clone(),
-                    None => {
-                        keel_config::ensure_sample_repo(&settings.data_dir.join("config-repo.git"))?
-                    }
-                };
-                let server = keel_config::ConfigServer::new(
-                    keel_config::ConfigServerConfig { git_uri },
-                    &health,
-                )?;
+                let server =
+                    keel_config::ConfigServer::start(config_server(settings)?, &health, &shutdown)
+                        .await?;
                 ("config", settings.config_bind, keel_config::router(server))
             }
             Component::Gateway => {

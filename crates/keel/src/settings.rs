@@ -25,9 +25,28 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("shutdown.readiness-delay", Some("0s")),
     ("registry.bind", Some("0.0.0.0:8761")),
     ("registry.url", Some("http://127.0.0.1:8761")),
+    ("registry.auth-token", None),
+    ("registry.users-file", None),
+    ("registry.protect-reads", Some("false")),
+    ("registry.self-preservation", Some("true")),
+    ("registry.self-preservation-floor", Some("10")),
+    ("registry.self-preservation-threshold", Some("0.85")),
+    ("registry.self-preservation-max-hold", Some("5m")),
     ("config.bind", Some("0.0.0.0:8888")),
     ("config.url", Some("http://127.0.0.1:8888")),
     ("config.git-uri", None),
+    ("config.basedir", None),
+    ("config.native", None),
+    ("config.search-paths", None),
+    ("config.default-label", Some("main")),
+    ("config.accept-empty", Some("true")),
+    ("config.refresh-interval", Some("30s")),
+    ("config.debounce", Some("200ms")),
+    ("config.monitor-secret", None),
+    ("config.read-auth", None),
+    ("config.admin-auth", None),
+    ("config.bus", None),
+    ("encrypt.key", None),
     ("gateway.bind", Some("0.0.0.0:8080")),
     ("gateway.url", Some("http://127.0.0.1:8080")),
 ];
@@ -59,9 +78,10 @@ pub struct Settings {
     pub shutdown: ShutdownConfig,
     pub registry_bind: SocketAddr,
     pub registry_url: String,
+    pub registry: keel_registry::RegistryConfig,
     pub config_bind: SocketAddr,
     pub config_url: String,
-    pub config_git_uri: Option<PathBuf>,
+    pub config: ConfigSettings,
     pub gateway_bind: SocketAddr,
     pub gateway_url: String,
 }
@@ -168,6 +188,36 @@ impl FromSetting for SocketAddr {
 impl FromSetting for LogFormat {
     fn from_setting(raw: &str) -> Result<Self, String> {
         raw.parse()
+    }
+}
+
+impl FromSetting for bool {
+    fn from_setting(raw: &str) -> Result<Self, String> {
+        match raw.trim() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err("expected `true` or `false`".into()),
+        }
+    }
+}
+
+impl FromSetting for usize {
+    fn from_setting(raw: &str) -> Result<Self, String> {
+        raw.trim()
+            .parse()
+            .map_err(|_| "expected a whole number".into())
+    }
+}
+
+/// A fraction between 0 and 1, e.g. `0.85`.
+struct Fraction(f64);
+
+impl FromSetting for Fraction {
+    fn from_setting(raw: &str) -> Result<Self, String> {
+        match raw.trim().parse::<f64>() {
+            Ok(f) if (0.0..=1.0).contains(&f) => Ok(Fraction(f)),
+            _ => Err("expected a fraction between 0 and 1, such as 0.85".into()),
+        }
     }
 }
 
@@ -286,13 +336,150 @@ impl Settings {
             },
             registry_bind: layers.require("registry.bind")?,
             registry_url: layers.require("registry.url")?,
+            registry: registry_config(&layers)?,
             config_bind: layers.require("config.bind")?,
             config_url: layers.require("config.url")?,
-            config_git_uri: layers.get("config.git-uri")?,
+            config: config_settings(&layers)?,
             gateway_bind: layers.require("gateway.bind")?,
             gateway_url: layers.require("gateway.url")?,
         })
     }
+}
+
+fn registry_config(layers: &Layers) -> Result<keel_registry::RegistryConfig, SettingsError> {
+    let mut auth = keel_registry::AuthConfig {
+        tokens: layers
+            .get::<String>("registry.auth-token")?
+            .filter(|t| !t.is_empty())
+            .into_iter()
+            .collect(),
+        users: Vec::new(),
+        protect_reads: layers.require("registry.protect-reads")?,
+    };
+    if let Some(path) = layers.get::<PathBuf>("registry.users-file")? {
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            SettingsError(format!("cannot read users file {}: {e}", path.display()))
+        })?;
+        auth.users = keel_registry::AuthConfig::parse_users(&text)
+            .map_err(|e| SettingsError(format!("users file {}: {e}", path.display())))?;
+    }
+    Ok(keel_registry::RegistryConfig {
+        self_preservation: keel_registry::SelfPreservationConfig {
+            enabled: layers.require("registry.self-preservation")?,
+            floor: layers.require("registry.self-preservation-floor")?,
+            threshold: layers
+                .require::<Fraction>("registry.self-preservation-threshold")?
+                .0,
+            max_hold: layers.require("registry.self-preservation-max-hold")?,
+        },
+        auth,
+        ..keel_registry::RegistryConfig::default()
+    })
+}
+
+/// The config centre's settings; `git_uri: None` means the sample repository in data-dir.
+#[derive(Clone)]
+pub struct ConfigSettings {
+    pub git_uri: Option<String>,
+    pub basedir: Option<PathBuf>,
+    pub native: Option<PathBuf>,
+    pub search_paths: Vec<String>,
+    pub default_label: String,
+    pub accept_empty: bool,
+    pub refresh_interval: Duration,
+    pub debounce: Duration,
+    pub encrypt_key: Option<String>,
+    pub monitor_secret: Option<String>,
+    pub read_auth: Option<keel_config::Credentials>,
+    pub admin_auth: Option<keel_config::Credentials>,
+    pub bus: Option<String>,
+}
+
+impl fmt::Debug for ConfigSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Keys and credentials stay out of logs.
+        f.debug_struct("ConfigSettings")
+            .field("git_uri", &self.git_uri)
+            .field("native", &self.native)
+            .field("search_paths", &self.search_paths)
+            .field("default_label", &self.default_label)
+            .field("bus", &self.bus)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `basic:USER:PASSWORD` or `bearer:TOKEN`.
+struct CredentialsSetting(keel_config::Credentials);
+
+impl FromSetting for CredentialsSetting {
+    fn from_setting(raw: &str) -> Result<Self, String> {
+        keel_config::Credentials::parse(raw).map(CredentialsSetting)
+    }
+}
+
+fn config_settings(layers: &Layers) -> Result<ConfigSettings, SettingsError> {
+    let accept_empty: String = layers.require("config.accept-empty")?;
+    let accept_empty = match accept_empty.trim() {
+        "true" => true,
+        "false" => false,
+        other => {
+            return Err(SettingsError(format!(
+                "invalid value `{other}` for setting `config.accept-empty`: expected `true` or `false`"
+            )));
+        }
+    };
+    let search_paths: Option<String> = layers.get("config.search-paths")?;
+    Ok(ConfigSettings {
+        git_uri: layers.get("config.git-uri")?,
+        basedir: layers.get("config.basedir")?,
+        native: layers.get("config.native")?,
+        search_paths: search_paths
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        default_label: layers.require("config.default-label")?,
+        accept_empty,
+        refresh_interval: layers.require("config.refresh-interval")?,
+        debounce: layers.require("config.debounce")?,
+        encrypt_key: layers.get::<String>("encrypt.key")?.filter(|k| !k.is_empty()),
+        monitor_secret: layers
+            .get::<String>("config.monitor-secret")?
+            .filter(|k| !k.is_empty()),
+        read_auth: layers
+            .get::<CredentialsSetting>("config.read-auth")?
+            .map(|c| c.0),
+        admin_auth: layers
+            .get::<CredentialsSetting>("config.admin-auth")?
+            .map(|c| c.0),
+        bus: layers.get("config.bus")?,
+    })
+}
+
+fn config_flags(
+    out: &mut Vec<(&'static str, &'static str, Option<String>)>,
+    c: &crate::cli::ConfigFlags,
+) {
+    out.extend([
+        ("config.git-uri", "--git-uri", c.git_uri.clone()),
+        ("config.basedir", "--basedir", c.basedir.clone()),
+        ("config.native", "--native", c.native.clone()),
+        ("config.search-paths", "--search-paths", c.search_paths.clone()),
+        ("config.default-label", "--default-label", c.default_label.clone()),
+        ("config.accept-empty", "--accept-empty", c.accept_empty.clone()),
+        (
+            "config.refresh-interval",
+            "--refresh-interval",
+            c.refresh_interval.clone(),
+        ),
+        ("encrypt.key", "--encrypt-key", c.encrypt_key.clone()),
+        ("config.monitor-secret", "--monitor-secret", c.monitor_secret.clone()),
+        ("config.read-auth", "--read-auth", c.read_auth.clone()),
+        ("config.admin-auth", "--admin-auth", c.admin_auth.clone()),
+        ("config.bus", "--bus", c.bus.clone()),
+    ]);
 }
 
 /// The settings flags of the chosen subcommand: (key, flag as typed, value).
@@ -332,17 +519,31 @@ fn flags(cli: &Cli) -> Vec<(&'static str, &'static str, Option<String>)> {
                 ("registry.bind", "--registry-bind", a.registry_bind.clone()),
                 ("config.bind", "--config-bind", a.config_bind.clone()),
                 ("gateway.bind", "--gateway-bind", a.gateway_bind.clone()),
-                ("config.git-uri", "--git-uri", a.git_uri.clone()),
             ]);
+            config_flags(&mut out, &a.config);
             server(&mut out, &a.server);
         }
         Command::Registry(a) => {
             out.push(("registry.bind", "--bind", a.bind.clone()));
+            out.extend([
+                ("registry.auth-token", "--auth-token", a.auth_token.clone()),
+                ("registry.users-file", "--users-file", a.users_file.clone()),
+                (
+                    "registry.protect-reads",
+                    "--protect-reads",
+                    a.protect_reads.clone(),
+                ),
+                (
+                    "registry.self-preservation",
+                    "--self-preservation",
+                    a.self_preservation.clone(),
+                ),
+            ]);
             server(&mut out, &a.server);
         }
         Command::Config(a) => {
             out.push(("config.bind", "--bind", a.bind.clone()));
-            out.push(("config.git-uri", "--git-uri", a.git_uri.clone()));
+            config_flags(&mut out, &a.config);
             server(&mut out, &a.server);
         }
         Command::Gateway(a) => {

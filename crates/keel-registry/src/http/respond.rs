@@ -1,0 +1,110 @@
+//! Request parsing at the edge and Eureka-shaped responses: status codes, formats, errors.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use keel_eureka::{AppName, Format, InstanceId, InstanceStatus};
+
+use crate::engine::Origin;
+
+/// Eureka answers JSON only when `Accept` mentions JSON; py-eureka-client sends no Accept
+/// header and parses XML.
+pub(crate) fn response_format(headers: &HeaderMap) -> Format {
+    Format::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))
+}
+
+pub(crate) fn document(format: Format, body: Bytes) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// A request refused before it reaches the engine: 400 with a message naming the problem.
+#[derive(Debug)]
+pub(crate) struct BadRequest(String);
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        (StatusCode::BAD_REQUEST, self.0).into_response()
+    }
+}
+
+pub(crate) fn bad_request(message: impl std::fmt::Display) -> BadRequest {
+    BadRequest(format!("{message}\n"))
+}
+
+pub(crate) fn not_found() -> Response {
+    StatusCode::NOT_FOUND.into_response()
+}
+
+pub(crate) fn ok() -> Response {
+    StatusCode::OK.into_response()
+}
+
+pub(crate) fn app_name(raw: &str) -> Result<AppName, BadRequest> {
+    AppName::parse(raw).map_err(bad_request)
+}
+
+pub(crate) fn instance_id(raw: &str) -> Result<InstanceId, BadRequest> {
+    InstanceId::parse(raw).map_err(bad_request)
+}
+
+/// Peers mark their calls with `x-netflix-discovery-replication: true`.
+pub(crate) fn origin(headers: &HeaderMap) -> Origin {
+    let replicated = headers
+        .get("x-netflix-discovery-replication")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    if replicated {
+        Origin::Replicated
+    } else {
+        Origin::Client
+    }
+}
+
+/// The few query parameters of renew and status calls, read without allocating.
+#[derive(Debug, Default)]
+pub(crate) struct LeaseParams {
+    pub last_dirty_timestamp: Option<i64>,
+    pub overridden_status: Option<InstanceStatus>,
+    pub value: Option<InstanceStatus>,
+}
+
+impl LeaseParams {
+    pub fn parse(query: Option<&str>) -> Result<Self, BadRequest> {
+        let mut params = Self::default();
+        for pair in query.unwrap_or("").split('&') {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "lastDirtyTimestamp" if !value.is_empty() => {
+                    params.last_dirty_timestamp = Some(value.parse().map_err(|_| {
+                        bad_request(format_args!(
+                            "lastDirtyTimestamp must be epoch milliseconds, got {value:?}"
+                        ))
+                    })?);
+                }
+                // Sent by peers; clients send it empty or not at all.
+                "overriddenstatus" if !value.is_empty() => {
+                    params.overridden_status = Some(status(value)?);
+                }
+                "value" if !value.is_empty() => params.value = Some(status(value)?),
+                // `status` is sent by every client and, as in Eureka, ignored.
+                _ => {}
+            }
+        }
+        Ok(params)
+    }
+}
+
+fn status(raw: &str) -> Result<InstanceStatus, BadRequest> {
+    InstanceStatus::parse(raw).ok_or_else(|| {
+        bad_request(format_args!(
+            "{raw:?} is not a status (expected UP, DOWN, STARTING, OUT_OF_SERVICE or UNKNOWN)"
+        ))
+    })
+}

@@ -1,0 +1,9 @@
+//! Integration tests for keel-registry: engine under a paused clock, HTTP API, watch, property
+//! test, and the real py-eureka-client.
+
+mod engine;
+mod http;
+mod prop;
+mod py_client;
+mod support;
+mod watch;
