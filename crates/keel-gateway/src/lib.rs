@@ -1,39 +1,286 @@
-//! The gateway component: Zuul's role. Issue 6 fills in routing, protection and observability.
+//! The gateway component (Zuul's role): registry-driven routes, SCG-style predicates and filters,
+//! protection from keel-resilience/keel-balance, access log and metrics.
+//!
+//! API boundary: [`Gateway`] (route sources, instance updates, reloads) and [`router`] (the proxy as
+//! the fallback of every path, plus the admin API under `/keel/v1/gateway/`).
 
+mod access_log;
+mod admin;
+mod client;
+mod config;
+pub mod definition;
+mod filter;
+mod forwarded;
+mod jwt;
+mod metrics;
+mod path;
+mod pattern;
+mod predicate;
+mod proxy;
+mod rate_limit;
+mod registry_feed;
+mod respond;
+mod table;
+mod upstream;
+mod watch;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
 use axum::Router;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Json};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::response::Response;
+use keel_balance::InstanceSpec;
 use keel_server::{Health, HealthRegistry};
 
-/// Settings for one gateway.
-#[derive(Clone, Debug, Default)]
-pub struct GatewayConfig {}
+pub use access_log::AccessLogTarget;
+pub use config::GatewayConfig;
+pub use definition::{DefinitionError, DiscoverySettings, RouteDefinition, RouteDocument, Spec};
+pub use forwarded::TrustedProxies;
+pub(crate) use jwt::subject as jwt_subject;
+pub use path::{PathError, normalize};
+pub use predicate::Cidr;
+pub use registry_feed::RegistryFeed;
+pub use table::CompileError;
+pub use upstream::{Endpoint, Service, Services};
 
-/// The gateway's state, shared by its request path.
-#[derive(Clone, Debug)]
-pub struct Gateway {
-    _config: GatewayConfig,
+use crate::metrics::GatewayMetrics;
+use crate::rate_limit::KeyedLimiter;
+use crate::table::{CompileContext, Table};
+
+/// Why the gateway could not start or apply a route change.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("read route file {path}: {source}")]
+    ReadRoutes { path: String, source: std::io::Error },
+    #[error("route file {path}: {source}")]
+    ParseRoutes { path: String, source: DefinitionError },
+    #[error(transparent)]
+    Definition(#[from] DefinitionError),
+    #[error("invalid route table: {0}")]
+    Compile(#[from] CompileError),
+    #[error("open access log: {0}")]
+    AccessLog(std::io::Error),
+    #[error("route `{0}` was not created through the admin API")]
+    NotApiRoute(String),
 }
 
-impl Gateway {
-    pub fn new(config: GatewayConfig, health: &HealthRegistry) -> Self {
-        health.register("gateway", Health::up, false);
-        Self { _config: config }
+/// Route definitions by source; the table is compiled from all of them.
+#[derive(Debug, Default)]
+struct Sources {
+    file: RouteDocument,
+    config: RouteDocument,
+    /// Admin-API routes, replacing file/config routes of the same id.
+    api: Vec<RouteDefinition>,
+}
+
+impl Sources {
+    fn merged(&self) -> RouteDocument {
+        let mut routes: Vec<RouteDefinition> = Vec::new();
+        for r in self.file.routes.iter().chain(&self.config.routes).chain(&self.api) {
+            match routes.iter_mut().find(|x| x.id == r.id) {
+                Some(x) => *x = r.clone(),
+                None => routes.push(r.clone()),
+            }
+        }
+        let default_filters = if self.file.default_filters.is_empty() {
+            self.config.default_filters.clone()
+        } else {
+            self.file.default_filters.clone()
+        };
+        RouteDocument {
+            routes,
+            default_filters,
+            discovery: self.file.discovery.clone().or_else(|| self.config.discovery.clone()),
+        }
     }
 }
 
-/// The gateway's HTTP routes: for now every path is unrouted.
-pub fn router(_gateway: Gateway) -> Router {
-    Router::new().fallback(no_route)
+/// The gateway's shared state. Cloning is cheap.
+#[derive(Clone, Debug)]
+pub struct Gateway(Arc<Inner>);
+
+#[derive(Debug)]
+pub struct Inner {
+    pub(crate) config: GatewayConfig,
+    pub(crate) table: ArcSwap<Table>,
+    pub(crate) services: Services,
+    pub(crate) metrics: GatewayMetrics,
+    pub(crate) access_log: access_log::AccessLog,
+    sources: Mutex<Sources>,
+    limiters: Mutex<HashMap<String, Arc<KeyedLimiter>>>,
 }
 
-async fn no_route(uri: axum::http::Uri) -> impl IntoResponse {
-    (
-        StatusCode::NOT_FOUND,
-        Json(serde_json::json!({
-            "status": 404,
-            "error": "Not Found",
-            "message": format!("no route matches {}", uri.path()),
-        })),
-    )
+impl Deref for Gateway {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl Gateway {
+    /// Builds the gateway and loads the route file, if any. Call inside a tokio runtime (the access
+    /// log's writer task is spawned here).
+    pub fn new(config: GatewayConfig, health: &HealthRegistry) -> Result<Self, GatewayError> {
+        let metrics = GatewayMetrics::default();
+        let access_log = access_log::AccessLog::start(&config.access_log, metrics.clone()).map_err(GatewayError::AccessLog)?;
+        let services = Services::new(config.clone(), metrics.clone());
+        let gw = Gateway(Arc::new(Inner {
+            table: ArcSwap::from_pointee(Table::empty()),
+            services,
+            metrics,
+            access_log,
+            sources: Mutex::new(Sources::default()),
+            limiters: Mutex::new(HashMap::new()),
+            config,
+        }));
+        if gw.config.routes_file.is_some() {
+            gw.reload_file()?;
+        }
+        health.register("gateway", Health::up, false);
+        Ok(gw)
+    }
+
+    pub(crate) fn compile_context(&self, dry_run: bool) -> CompileContext<'_> {
+        CompileContext {
+            services: &self.services,
+            metrics: &self.metrics,
+            default_timeout: self.config.response_timeout,
+            default_retries: self.config.retries,
+            sensitive_headers: &self.config.sensitive_headers,
+            limiters: &self.limiters,
+            dry_run,
+        }
+    }
+
+    /// Registers the gateway's metric families (`keel_gateway_*`).
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.metrics.register(registry);
+    }
+
+    /// The services behind the gateway; feed instances with [`Services::set_instances`].
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Replaces a service's instances (`(instance id, address)` pairs).
+    pub fn set_instances(&self, service: &str, instances: impl IntoIterator<Item = (String, SocketAddr)>) {
+        let specs = instances.into_iter().map(|(id, addr)| InstanceSpec::new(id, Endpoint::http(addr))).collect();
+        self.services.set_instances(service, specs);
+    }
+
+    fn lock_sources(&self) -> std::sync::MutexGuard<'_, Sources> {
+        // Sources hold plain data; a panic mid-update leaves them consistent enough to rebuild.
+        self.sources.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Compiles `sources`; on success swaps the table in and keeps the sources.
+    fn rebuild(&self, sources: &mut Sources, next: Sources) -> Result<(), CompileError> {
+        let table = Table::compile(&next.merged(), &self.compile_context(false))?;
+        self.table.store(Arc::new(table));
+        *sources = next;
+        Ok(())
+    }
+
+    fn with_sources(&self, change: impl FnOnce(&Sources) -> Result<Sources, GatewayError>) -> Result<(), GatewayError> {
+        let mut sources = self.lock_sources();
+        let next = change(&sources)?;
+        self.rebuild(&mut sources, next)?;
+        Ok(())
+    }
+
+    /// Re-reads the route file. An invalid file is rejected and the current table keeps serving.
+    pub fn reload_file(&self) -> Result<(), GatewayError> {
+        let Some(path) = &self.config.routes_file else { return Ok(()) };
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| GatewayError::ReadRoutes { path: path.display().to_string(), source })?;
+        let properties = path.extension().is_some_and(|e| e == "properties");
+        let doc = RouteDocument::parse(&text, properties)
+            .map_err(|source| GatewayError::ParseRoutes { path: path.display().to_string(), source })?;
+        self.with_sources(|s| Ok(Sources { file: doc, config: s.config.clone(), api: s.api.clone() }))
+    }
+
+    /// Replaces the routes that come from the config centre (flat Spring keys of the gateway's application).
+    pub fn set_config_routes(&self, doc: RouteDocument) -> Result<(), GatewayError> {
+        self.with_sources(|s| Ok(Sources { file: s.file.clone(), config: doc, api: s.api.clone() }))
+    }
+
+    /// Adds or replaces an admin-API route.
+    pub fn upsert_route(&self, def: RouteDefinition) -> Result<(), GatewayError> {
+        self.with_sources(|s| {
+            let mut api = s.api.clone();
+            match api.iter_mut().find(|r| r.id == def.id) {
+                Some(r) => *r = def,
+                None => api.push(def),
+            }
+            Ok(Sources { file: s.file.clone(), config: s.config.clone(), api })
+        })
+    }
+
+    /// Deletes an admin-API route (file and config routes change only at their source).
+    pub fn delete_route(&self, id: &str) -> Result<(), GatewayError> {
+        self.with_sources(|s| {
+            let mut api = s.api.clone();
+            let before = api.len();
+            api.retain(|r| r.id != id);
+            if api.len() == before {
+                return Err(GatewayError::NotApiRoute(id.to_owned()));
+            }
+            Ok(Sources { file: s.file.clone(), config: s.config.clone(), api })
+        })
+    }
+
+    /// Compiles `doc` as it would be served, merged with the current sources, without swapping anything in.
+    pub fn validate(&self, doc: &RouteDocument) -> Result<usize, CompileError> {
+        let sources = self.lock_sources();
+        let mut next = Sources { file: sources.file.clone(), config: sources.config.clone(), api: sources.api.clone() };
+        drop(sources);
+        next.api.extend(doc.routes.iter().cloned());
+        let mut merged = next.merged();
+        if !doc.default_filters.is_empty() {
+            merged.default_filters = doc.default_filters.clone();
+        }
+        Table::compile(&merged, &self.compile_context(true)).map(|t| t.routes.len())
+    }
+
+    /// The definitions being served, in match order, with their source.
+    pub fn route_definitions(&self) -> Vec<(RouteDefinition, &'static str)> {
+        let sources = self.lock_sources();
+        let table = self.table.load();
+        let mut out: Vec<(RouteDefinition, &'static str)> = Vec::new();
+        for r in &table.routes {
+            let Some(def) = table.definitions.iter().find(|d| *d.id == *r.id) else { continue };
+            let source = if sources.api.iter().any(|d| d.id == def.id) {
+                "api"
+            } else if sources.config.routes.iter().any(|d| d.id == def.id) {
+                "config"
+            } else {
+                "file"
+            };
+            out.push((def.clone(), source));
+        }
+        out
+    }
+
+    /// Whether discovery routes `/{service}/**` are served for `service`.
+    pub fn discovers(&self, service: &str) -> bool {
+        self.table.load().discovers(service)
+    }
+}
+
+/// The gateway's HTTP surface: the admin API under `/keel/v1/gateway/` and the proxy for every other path.
+pub fn router(gateway: Gateway) -> Router {
+    admin::router().fallback(proxy_entry).with_state(gateway)
+}
+
+async fn proxy_entry(State(gw): State<Gateway>, req: Request) -> Response<Body> {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
+    proxy::handle(gw, peer, req).await
 }

@@ -1,0 +1,138 @@
+//! The admin API under `/keel/v1/gateway/`: routes (list, get, create, delete, validate), services, breakers.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use crate::definition::{RouteDefinition, RouteDocument};
+use crate::{Gateway, GatewayError};
+
+pub fn router() -> Router<Gateway> {
+    Router::new()
+        .route("/keel/v1/gateway/routes", get(list))
+        .route("/keel/v1/gateway/routes/{id}", get(one).post(create).put(create).delete(delete))
+        .route("/keel/v1/gateway/validate", post(validate))
+        .route("/keel/v1/gateway/refresh", post(refresh))
+        .route("/keel/v1/gateway/services", get(services))
+}
+
+fn problem(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    (status, Json(json!({"status": status.as_u16(), "error": message.to_string()}))).into_response()
+}
+
+async fn list(State(gw): State<Gateway>) -> Json<Value> {
+    let routes: Vec<Value> = gw
+        .route_definitions()
+        .into_iter()
+        .map(|(d, source)| {
+            let mut v = serde_json::to_value(&d).unwrap_or(Value::Null);
+            v["source"] = json!(source);
+            v
+        })
+        .collect();
+    let table = gw.table.load();
+    let discovered: Vec<Value> = gw
+        .services
+        .all()
+        .iter()
+        .filter(|s| table.discovers(&s.id))
+        .map(|s| json!({"id": format!("discovery_{}", s.id), "uri": format!("lb://{}", s.id),
+            "predicates": [format!("Path=/{}/**", s.id)], "filters": ["StripPrefix=1"], "source": "discovery"}))
+        .collect();
+    Json(json!({"routes": routes, "discovery": {"settings": table.discovery, "routes": discovered}}))
+}
+
+async fn one(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
+    match gw.route_definitions().into_iter().find(|(d, _)| d.id == id) {
+        Some((d, source)) => {
+            let mut v = serde_json::to_value(&d).unwrap_or(Value::Null);
+            v["source"] = json!(source);
+            Json(v).into_response()
+        }
+        None => problem(StatusCode::NOT_FOUND, format!("no route `{id}`")),
+    }
+}
+
+async fn create(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> Response {
+    let parsed: Result<Value, _> = serde_json::from_slice(&body);
+    let def = match parsed.map_err(|e| e.to_string()).and_then(|v| RouteDefinition::from_json(&id, &v).map_err(|e| e.to_string())) {
+        Ok(d) => d,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, e),
+    };
+    match gw.upsert_route(def) {
+        Ok(()) => (StatusCode::CREATED, Json(json!({"id": id}))).into_response(),
+        Err(e) => problem(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+async fn delete(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
+    match gw.delete_route(&id) {
+        Ok(()) => Json(json!({"deleted": id})).into_response(),
+        Err(e @ GatewayError::NotApiRoute(_)) => problem(StatusCode::NOT_FOUND, e),
+        Err(e) => problem(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+/// Dry run: a JSON route (`{"id": …, "uri": …}`), or a route document as YAML/JSON, or `.properties`
+/// text (`Content-Type: text/x-java-properties`).
+async fn validate(State(gw): State<Gateway>, headers: HeaderMap, body: Bytes) -> Response {
+    let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let text = String::from_utf8_lossy(&body);
+    let doc = if ctype.contains("json")
+        && let Ok(v) = serde_json::from_str::<Value>(&text)
+        && v.get("uri").is_some()
+    {
+        let id = v.get("id").and_then(Value::as_str).unwrap_or("validate").to_owned();
+        RouteDefinition::from_json(&id, &v).map(|d| RouteDocument { routes: vec![d], ..RouteDocument::default() })
+    } else {
+        RouteDocument::parse(&text, ctype.contains("properties"))
+    };
+    let result = doc.map_err(|e| e.to_string()).and_then(|d| gw.validate(&d).map_err(|e| e.to_string()));
+    match result {
+        Ok(n) => Json(json!({"valid": true, "routes": n})).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, Json(json!({"valid": false, "error": e}))).into_response(),
+    }
+}
+
+async fn refresh(State(gw): State<Gateway>) -> Response {
+    match gw.reload_file() {
+        Ok(()) => Json(json!({"reloaded": true, "routes": gw.table.load().routes.len()})).into_response(),
+        Err(e) => problem(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+async fn services(State(gw): State<Gateway>) -> Json<Value> {
+    let list: Vec<Value> = gw
+        .services
+        .all()
+        .iter()
+        .map(|s| {
+            let h = s.breaker.health();
+            let instances: Vec<Value> = s
+                .balancer
+                .instances()
+                .iter()
+                .map(|i| json!({
+                    "id": i.id().as_str(),
+                    "address": i.endpoint().authority.as_str(),
+                    "pending": i.pending(),
+                    "rttMs": i.rtt_estimate().as_secs_f64() * 1000.0,
+                    "ejections": i.ejections(),
+                }))
+                .collect();
+            json!({
+                "service": s.id.as_ref(),
+                "instances": instances,
+                "breaker": {"state": format!("{:?}", s.breaker.state()), "total": h.total, "errors": h.errors,
+                    "errorPercentage": h.error_percentage()},
+                "concurrency": s.limit.as_ref().map(|l| json!({"limit": l.limit(), "inFlight": l.in_flight()})),
+                "retryBudget": {"calls": s.budget.usage().0, "retries": s.budget.usage().1},
+            })
+        })
+        .collect();
+    Json(json!({"services": list}))
+}

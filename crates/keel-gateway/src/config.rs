@@ -1,0 +1,66 @@
+//! Gateway settings with their defaults (the README's defaults table mirrors `Default`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use keel_balance::BalancerConfig;
+use keel_resilience::{AimdConfig, BreakerConfig};
+
+use crate::access_log::AccessLogTarget;
+use crate::forwarded::TrustedProxies;
+
+/// Settings for one gateway.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// A route file (YAML, JSON or `.properties`) in Spring Cloud Gateway's shape; watched for changes.
+    pub routes_file: Option<PathBuf>,
+    /// How often the route file is checked for changes.
+    pub watch_interval: Duration,
+    /// Peers whose `X-Forwarded-*`/`Forwarded` headers are believed.
+    pub trusted_proxies: TrustedProxies,
+    /// Upstream connect timeout (Ribbon's `ConnectTimeout` is 1 s; Zuul's URL routes use 2 s).
+    pub connect_timeout: Duration,
+    /// Default time to the upstream response head, per attempt; routes override with metadata `response-timeout` (ms).
+    pub response_timeout: Duration,
+    /// Default further instances tried after a failure (Ribbon's `MaxAutoRetriesNextServer`).
+    pub retries: u32,
+    /// Bodies up to this size are buffered so a failed attempt can be replayed elsewhere.
+    pub max_replay_body: usize,
+    /// Per-service circuit breaker (Hystrix defaults).
+    pub breaker: BreakerConfig,
+    /// Per-service balancing (P2C peak-EWMA) and outlier ejection.
+    pub balancer: BalancerConfig,
+    /// Per-service adaptive concurrency limit; `None` disables it.
+    pub concurrency_limit: Option<AimdConfig>,
+    /// Retry budget: `ratio` of recent calls plus `min_per_sec`, over 10 s.
+    pub retry_budget_ratio: f32,
+    pub retry_budget_min_per_sec: u32,
+    /// Access log destination.
+    pub access_log: AccessLogTarget,
+    /// Headers not forwarded to `http(s)://` routes unless the route lists its own `sensitive-headers`.
+    pub sensitive_headers: Vec<String>,
+    /// Whether the gateway is reached over TLS (sets `X-Forwarded-Proto`).
+    pub tls: bool,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            routes_file: None,
+            watch_interval: Duration::from_secs(1),
+            trusted_proxies: TrustedProxies::default(),
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(15),
+            retries: 1,
+            max_replay_body: 64 * 1024,
+            breaker: BreakerConfig::default(),
+            balancer: BalancerConfig { slow_start: Duration::ZERO, ..BalancerConfig::default() },
+            concurrency_limit: Some(AimdConfig { initial: 200, min: 20, max: 1000, ..AimdConfig::default() }),
+            retry_budget_ratio: 0.2,
+            retry_budget_min_per_sec: 10,
+            access_log: AccessLogTarget::Off,
+            sensitive_headers: vec!["cookie".into(), "set-cookie".into(), "authorization".into()],
+            tls: false,
+        }
+    }
+}

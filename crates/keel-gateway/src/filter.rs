@@ -1,0 +1,337 @@
+//! Compiled route filters: path rewrites, header edits, status, redirects, size limits, security headers.
+
+use http::{HeaderName, HeaderValue, StatusCode};
+use regex::Regex;
+
+use crate::definition::Spec;
+use crate::pattern::Captures;
+
+/// One compiled filter that acts on the request or the response.
+#[derive(Debug, Clone)]
+pub enum Filter {
+    StripPrefix(usize),
+    PrefixPath(String),
+    RewritePath { regex: Regex, replacement: String },
+    SetPath(String),
+    AddRequestHeader(HeaderName, HeaderValue),
+    SetRequestHeader(HeaderName, HeaderValue),
+    RemoveRequestHeader(HeaderName),
+    AddResponseHeader(HeaderName, HeaderValue),
+    SetResponseHeader(HeaderName, HeaderValue),
+    RemoveResponseHeader(HeaderName),
+    SetStatus(StatusCode),
+    RedirectTo(StatusCode, HeaderValue),
+    /// Largest body in bytes; larger declared bodies get 413.
+    RequestSize(u64),
+    SecureHeaders,
+}
+
+/// Filters that configure the route's protection instead of editing messages.
+#[derive(Debug, Clone)]
+pub enum RouteOption {
+    CircuitBreaker(CircuitBreakerSpec),
+    RateLimiter(RateLimitSpec),
+    Retry(RetrySpec),
+}
+
+/// `CircuitBreaker`: what to answer when the service's breaker is open or the call fails.
+#[derive(Debug, Clone, Default)]
+pub struct CircuitBreakerSpec {
+    pub name: Option<String>,
+    /// `forward:/path` (re-routed inside the gateway) or `http://host:port/path`.
+    pub fallback_uri: Option<String>,
+    /// A static fallback when no URI is given.
+    pub fallback_status: Option<StatusCode>,
+    pub fallback_body: Option<String>,
+    /// Upstream statuses that count as failures and trigger the fallback (SCG `statusCodes`).
+    pub status_codes: Vec<StatusCode>,
+}
+
+/// How a rate-limit key is taken from a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyResolver {
+    /// The client address (after trusted-proxy resolution).
+    ClientIp,
+    /// A request header's value.
+    Header(HeaderName),
+    /// `X-API-Key` header, else `apikey` query parameter.
+    ApiKey,
+    /// The `sub` claim of the bearer token.
+    JwtSubject,
+}
+
+/// `RequestRateLimiter` (SCG's Redis limiter arguments, served by a local GCRA limiter).
+#[derive(Debug, Clone)]
+pub struct RateLimitSpec {
+    pub replenish_rate: u32,
+    pub burst_capacity: u32,
+    pub requested_tokens: u32,
+    pub key: KeyResolver,
+    /// Requests with no key (no header/API key/token): denied when true (SCG `deny-empty-key`).
+    pub deny_empty_key: bool,
+}
+
+/// `Retry`: how many further instances to try.
+#[derive(Debug, Clone, Copy)]
+pub struct RetrySpec {
+    pub retries: u32,
+}
+
+/// A filter that could not be compiled.
+#[derive(Debug, thiserror::Error)]
+#[error("filter `{name}`: {reason}")]
+pub struct FilterError {
+    pub name: String,
+    pub reason: String,
+}
+
+fn err(spec: &Spec, reason: impl Into<String>) -> FilterError {
+    FilterError { name: spec.name.clone(), reason: reason.into() }
+}
+
+fn need<'s>(spec: &'s Spec, name: &str, pos: usize) -> Result<&'s str, FilterError> {
+    spec.arg(name, pos).ok_or_else(|| err(spec, format!("argument `{name}` is required")))
+}
+
+fn header_name(spec: &Spec, pos: usize) -> Result<HeaderName, FilterError> {
+    HeaderName::from_bytes(need(spec, "name", pos)?.as_bytes()).map_err(|e| err(spec, e.to_string()))
+}
+
+fn header_pair(spec: &Spec) -> Result<(HeaderName, HeaderValue), FilterError> {
+    let value = HeaderValue::from_str(need(spec, "value", 1)?).map_err(|e| err(spec, e.to_string()))?;
+    Ok((header_name(spec, 0)?, value))
+}
+
+fn status(spec: &Spec, raw: &str) -> Result<StatusCode, FilterError> {
+    if let Ok(n) = raw.trim().parse::<u16>() {
+        return StatusCode::from_u16(n).map_err(|e| err(spec, e.to_string()));
+    }
+    // SCG also accepts enum names such as NOT_FOUND or BAD_GATEWAY.
+    (100..600)
+        .filter_map(|n| StatusCode::from_u16(n).ok())
+        .find(|s| {
+            s.canonical_reason().is_some_and(|r| r.to_ascii_uppercase().replace([' ', '-'], "_") == raw.trim())
+        })
+        .ok_or_else(|| err(spec, format!("`{raw}` is not an HTTP status")))
+}
+
+/// Parses sizes as bytes, or with SCG's `KB`/`MB`/`GB` suffixes (binary multiples).
+fn size(spec: &Spec, raw: &str) -> Result<u64, FilterError> {
+    let raw = raw.trim();
+    let end = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let n: u64 = raw[..end].parse().map_err(|_| err(spec, format!("`{raw}` is not a size")))?;
+    let scale = match raw[end..].trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "KB" => 1 << 10,
+        "MB" => 1 << 20,
+        "GB" => 1 << 30,
+        _ => return Err(err(spec, format!("`{raw}` is not a size"))),
+    };
+    Ok(n * scale)
+}
+
+fn number<T: std::str::FromStr>(spec: &Spec, name: &str, pos: usize, default: Option<T>) -> Result<T, FilterError> {
+    match spec.arg(name, pos) {
+        Some(v) => v.trim().parse().map_err(|_| err(spec, format!("`{name}` must be a number, not `{v}`"))),
+        None => default.ok_or_else(|| err(spec, format!("argument `{name}` is required"))),
+    }
+}
+
+/// A compiled filter: a message edit or a route option.
+#[derive(Debug, Clone)]
+pub enum Compiled {
+    Filter(Filter),
+    Option(RouteOption),
+}
+
+pub fn compile(spec: &Spec) -> Result<Compiled, FilterError> {
+    use Compiled::{Filter as F, Option as O};
+    Ok(match spec.name.as_str() {
+        "StripPrefix" => F(Filter::StripPrefix(number(spec, "parts", 0, Some(1))?)),
+        "PrefixPath" => {
+            let p = need(spec, "prefix", 0)?;
+            if !p.starts_with('/') {
+                return Err(err(spec, "prefix must start with `/`"));
+            }
+            F(Filter::PrefixPath(p.trim_end_matches('/').to_owned()))
+        }
+        "RewritePath" => {
+            let regex = Regex::new(need(spec, "regexp", 0)?).map_err(|e| err(spec, e.to_string()))?;
+            // YAML files write Java's `${name}` as `$\{name}`; SCG turns `$\` back into `$`.
+            let replacement = spec.arg("replacement", 1).unwrap_or("").replace("$\\", "$");
+            F(Filter::RewritePath { regex, replacement })
+        }
+        "SetPath" => F(Filter::SetPath(need(spec, "template", 0)?.to_owned())),
+        "AddRequestHeader" => header_pair(spec).map(|(n, v)| F(Filter::AddRequestHeader(n, v)))?,
+        "SetRequestHeader" => header_pair(spec).map(|(n, v)| F(Filter::SetRequestHeader(n, v)))?,
+        "RemoveRequestHeader" => F(Filter::RemoveRequestHeader(header_name(spec, 0)?)),
+        "AddResponseHeader" => header_pair(spec).map(|(n, v)| F(Filter::AddResponseHeader(n, v)))?,
+        "SetResponseHeader" => header_pair(spec).map(|(n, v)| F(Filter::SetResponseHeader(n, v)))?,
+        "RemoveResponseHeader" => F(Filter::RemoveResponseHeader(header_name(spec, 0)?)),
+        "SetStatus" => F(Filter::SetStatus(status(spec, need(spec, "status", 0)?)?)),
+        "RedirectTo" => {
+            let s = status(spec, need(spec, "status", 0)?)?;
+            if !s.is_redirection() {
+                return Err(err(spec, format!("{s} is not a 3xx status")));
+            }
+            let url = HeaderValue::from_str(need(spec, "url", 1)?).map_err(|e| err(spec, e.to_string()))?;
+            F(Filter::RedirectTo(s, url))
+        }
+        "RequestSize" => F(Filter::RequestSize(size(spec, spec.arg("maxSize", 0).unwrap_or("5000000"))?)),
+        "SecureHeaders" => F(Filter::SecureHeaders),
+        "CircuitBreaker" => {
+            let fallback_status = spec.arg("fallbackStatus", 2).map(|s| status(spec, s)).transpose()?;
+            let status_codes = spec
+                .list("statusCodes")
+                .into_iter()
+                .filter(|s| !s.starts_with("forward:") && !s.contains("://"))
+                .map(|s| status(spec, s))
+                .collect::<Result<Vec<_>, _>>();
+            let fallback_uri = spec.arg("fallbackUri", 1).map(str::to_owned);
+            if let Some(u) = &fallback_uri
+                && !u.starts_with("forward:/")
+                && !u.starts_with("http://")
+            {
+                return Err(err(spec, format!("fallbackUri `{u}` must be `forward:/path` or `http://…`")));
+            }
+            O(RouteOption::CircuitBreaker(CircuitBreakerSpec {
+                name: spec.arg("name", 0).map(str::to_owned),
+                fallback_uri,
+                fallback_status,
+                fallback_body: spec.arg("fallbackBody", 3).map(str::to_owned),
+                // In shortcut form the list holds name and URI too; only named statusCodes are meaningful.
+                status_codes: if spec.args.iter().any(|(k, _)| k.to_ascii_lowercase().starts_with("statuscodes")) {
+                    status_codes?
+                } else {
+                    Vec::new()
+                },
+            }))
+        }
+        "RequestRateLimiter" => {
+            let key = match spec.arg("keyResolver", 3).unwrap_or("ip").trim() {
+                "ip" | "" => KeyResolver::ClientIp,
+                "apikey" | "api-key" => KeyResolver::ApiKey,
+                "jwt" | "jwt-sub" | "principal" => KeyResolver::JwtSubject,
+                other => match other.strip_prefix("header:") {
+                    Some(h) => KeyResolver::Header(HeaderName::from_bytes(h.trim().as_bytes()).map_err(|e| err(spec, e.to_string()))?),
+                    None => return Err(err(spec, format!("keyResolver `{other}`: use ip, header:NAME, apikey or jwt"))),
+                },
+            };
+            let rate = spec.arg("redis-rate-limiter.replenishRate", 99).or(spec.arg("replenishRate", 0));
+            let burst = spec.arg("redis-rate-limiter.burstCapacity", 99).or(spec.arg("burstCapacity", 1));
+            let tokens = spec.arg("redis-rate-limiter.requestedTokens", 99).or(spec.arg("requestedTokens", 2));
+            let parse = |v: Option<&str>, name: &str, default: u32| -> Result<u32, FilterError> {
+                v.map(|v| v.trim().parse().map_err(|_| err(spec, format!("`{name}` must be a number, not `{v}`"))))
+                    .unwrap_or(Ok(default))
+            };
+            let replenish_rate = parse(rate, "replenishRate", 0)?;
+            if replenish_rate == 0 {
+                return Err(err(spec, "`replenishRate` must be at least 1"));
+            }
+            let burst_capacity = parse(burst, "burstCapacity", replenish_rate)?;
+            let requested_tokens = parse(tokens, "requestedTokens", 1)?.max(1);
+            let deny_empty_key = spec.arg("denyEmptyKey", 99).or(spec.arg("deny-empty-key", 99)).is_none_or(|v| v != "false");
+            O(RouteOption::RateLimiter(RateLimitSpec { replenish_rate, burst_capacity, requested_tokens, key, deny_empty_key }))
+        }
+        "Retry" => O(RouteOption::Retry(RetrySpec { retries: number(spec, "retries", 0, Some(1))? })),
+        other => {
+            return Err(err(spec, format!(
+                "unknown filter `{other}` (known: StripPrefix, PrefixPath, RewritePath, SetPath, \
+                 Add/Set/RemoveRequestHeader, Add/Set/RemoveResponseHeader, SetStatus, RedirectTo, RequestSize, \
+                 SecureHeaders, CircuitBreaker, RequestRateLimiter, Retry)"
+            )));
+        }
+    })
+}
+
+/// Applies a path filter; returns the prefix stripped (for `X-Forwarded-Prefix`), if any.
+pub fn rewrite_path(filter: &Filter, path: &mut String, captures: &Captures, stripped: &mut String) {
+    match filter {
+        Filter::StripPrefix(n) => {
+            let mut cut = 0;
+            let bytes = path.as_bytes();
+            let mut seen = 0;
+            for (i, b) in bytes.iter().enumerate().skip(1) {
+                if *b == b'/' {
+                    seen += 1;
+                    if seen == *n {
+                        cut = i;
+                        break;
+                    }
+                }
+            }
+            if seen < *n {
+                cut = path.len();
+            }
+            stripped.push_str(&path[..cut]);
+            path.replace_range(..cut, "");
+            if path.is_empty() {
+                path.push('/');
+            }
+        }
+        Filter::PrefixPath(p) => path.insert_str(0, p),
+        Filter::RewritePath { regex, replacement } => {
+            if let std::borrow::Cow::Owned(s) = regex.replace(path, replacement.as_str()) {
+                *path = if s.starts_with('/') { s } else { format!("/{s}") };
+            }
+        }
+        Filter::SetPath(template) => {
+            let mut out = String::with_capacity(template.len());
+            let mut rest = template.as_str();
+            while let Some(open) = rest.find('{') {
+                out.push_str(&rest[..open]);
+                let Some(close) = rest[open..].find('}') else { break };
+                let name = &rest[open + 1..open + close];
+                if let Some((_, v)) = captures.iter().find(|(k, _)| k == name) {
+                    out.push_str(v.trim_start_matches('/'));
+                }
+                rest = &rest[open + close + 1..];
+            }
+            out.push_str(rest);
+            *path = out;
+        }
+        _ => {}
+    }
+}
+
+/// Spring Cloud Gateway's `SecureHeaders` defaults.
+pub const SECURE_HEADERS: &[(&str, &str)] = &[
+    ("x-xss-protection", "1 ; mode=block"),
+    ("strict-transport-security", "max-age=631138519"),
+    ("x-frame-options", "DENY"),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    (
+        "content-security-policy",
+        "default-src 'self' https:; font-src 'self' https: data:; img-src 'self' https: data:; object-src 'none'; script-src https:; style-src 'self' https: 'unsafe-inline'",
+    ),
+    ("x-download-options", "noopen"),
+    ("x-permitted-cross-domain-policies", "none"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(f: &Filter, p: &str, caps: &Captures) -> (String, String) {
+        let mut path = p.to_owned();
+        let mut stripped = String::new();
+        rewrite_path(f, &mut path, caps, &mut stripped);
+        (path, stripped)
+    }
+
+    #[test]
+    fn path_filters() {
+        let none = Captures::new();
+        assert_eq!(run(&Filter::StripPrefix(1), "/users/1", &none), ("/1".into(), "/users".into()));
+        assert_eq!(run(&Filter::StripPrefix(2), "/a/b/c", &none), ("/c".into(), "/a/b".into()));
+        assert_eq!(run(&Filter::StripPrefix(1), "/users", &none), ("/".into(), "/users".into()));
+        assert_eq!(run(&Filter::StripPrefix(3), "/a/b", &none).0, "/");
+        assert_eq!(run(&Filter::PrefixPath("/api".into()), "/x", &none).0, "/api/x");
+        let spec = Spec::shortcut("RewritePath=/red/?(?<segment>.*), /$\\{segment}").unwrap();
+        let Compiled::Filter(f) = compile(&spec).unwrap() else { panic!() };
+        assert_eq!(run(&f, "/red/blue", &none).0, "/blue");
+        let caps = vec![("segment".to_owned(), "x".to_owned())];
+        assert_eq!(run(&Filter::SetPath("/v2/{segment}".into()), "/a/x", &caps).0, "/v2/x");
+    }
+}

@@ -1,0 +1,222 @@
+//! Compiled route predicates: Path, Host, Method, Header, Query, Cookie, RemoteAddr and Weight.
+
+use std::net::IpAddr;
+
+use http::{HeaderName, Method};
+use regex::Regex;
+
+use crate::definition::Spec;
+use crate::pattern::{Captures, Pattern};
+
+/// What predicates look at; built once per request.
+#[derive(Debug)]
+pub struct RequestView<'a> {
+    pub method: &'a Method,
+    /// The normalised path.
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    /// Lower-case host without port.
+    pub host: &'a str,
+    pub headers: &'a http::HeaderMap,
+    pub client_ip: IpAddr,
+    /// One uniform draw in [0, 1) per request, shared by every Weight group.
+    pub weight_draw: f64,
+}
+
+/// One compiled predicate.
+#[derive(Debug, Clone)]
+pub enum Predicate {
+    Path(Vec<Pattern>),
+    Host(Vec<Pattern>),
+    Method(Vec<Method>),
+    Header { name: HeaderName, regex: Option<Regex> },
+    Query { param: String, regex: Option<Regex> },
+    Cookie { name: String, regex: Regex },
+    RemoteAddr(Vec<Cidr>),
+    /// Matches when the request's draw falls in `[lo, hi)`; ranges are assigned per group at compile time.
+    Weight { group: String, weight: u32, lo: f64, hi: f64 },
+}
+
+/// Why a predicate could not be compiled.
+#[derive(Debug, thiserror::Error)]
+#[error("predicate `{name}`: {reason}")]
+pub struct PredicateError {
+    pub name: String,
+    pub reason: String,
+}
+
+fn err(spec: &Spec, reason: impl Into<String>) -> PredicateError {
+    PredicateError { name: spec.name.clone(), reason: reason.into() }
+}
+
+fn regex_arg(spec: &Spec, name: &str, pos: usize) -> Result<Option<Regex>, PredicateError> {
+    spec.arg(name, pos)
+        .filter(|r| !r.is_empty())
+        .map(|r| Regex::new(&format!("^(?:{r})$")).map_err(|e| err(spec, e.to_string())))
+        .transpose()
+}
+
+impl Predicate {
+    pub fn compile(spec: &Spec) -> Result<Predicate, PredicateError> {
+        match spec.name.as_str() {
+            "Path" => {
+                let list = spec.list("patterns");
+                if list.is_empty() {
+                    return Err(err(spec, "needs at least one pattern"));
+                }
+                list.into_iter()
+                    .map(|p| Pattern::path(p).map_err(|e| err(spec, e.to_string())))
+                    .collect::<Result<_, _>>()
+                    .map(Predicate::Path)
+            }
+            "Host" => spec
+                .list("patterns")
+                .into_iter()
+                .map(|p| Pattern::host(p).map_err(|e| err(spec, e.to_string())))
+                .collect::<Result<_, _>>()
+                .map(Predicate::Host),
+            "Method" => spec
+                .list("methods")
+                .into_iter()
+                .map(|m| Method::from_bytes(m.to_ascii_uppercase().as_bytes()).map_err(|e| err(spec, e.to_string())))
+                .collect::<Result<_, _>>()
+                .map(Predicate::Method),
+            "Header" => {
+                let name = spec.arg("header", 0).ok_or_else(|| err(spec, "needs a header name"))?;
+                let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| err(spec, e.to_string()))?;
+                Ok(Predicate::Header { name, regex: regex_arg(spec, "regexp", 1)? })
+            }
+            "Query" => {
+                let param = spec.arg("param", 0).ok_or_else(|| err(spec, "needs a parameter name"))?;
+                Ok(Predicate::Query { param: param.to_owned(), regex: regex_arg(spec, "regexp", 1)? })
+            }
+            "Cookie" => {
+                let name = spec.arg("name", 0).ok_or_else(|| err(spec, "needs a cookie name"))?;
+                let regex = regex_arg(spec, "regexp", 1)?.ok_or_else(|| err(spec, "needs a regexp"))?;
+                Ok(Predicate::Cookie { name: name.to_owned(), regex })
+            }
+            "RemoteAddr" => spec
+                .list("sources")
+                .into_iter()
+                .map(|s| s.parse::<Cidr>().map_err(|e| err(spec, e)))
+                .collect::<Result<_, _>>()
+                .map(Predicate::RemoteAddr),
+            "Weight" => {
+                let group = spec.arg("group", 0).ok_or_else(|| err(spec, "needs a group"))?;
+                let weight = spec.arg("weight", 1).ok_or_else(|| err(spec, "needs a weight"))?;
+                let weight = weight.parse().map_err(|_| err(spec, format!("weight `{weight}` is not an integer")))?;
+                Ok(Predicate::Weight { group: group.to_owned(), weight, lo: 0.0, hi: 0.0 })
+            }
+            other => Err(err(spec, format!(
+                "unknown predicate `{other}` (known: Path, Host, Method, Header, Query, Cookie, RemoteAddr, Weight)"
+            ))),
+        }
+    }
+
+    /// Evaluates against a request; Path/Host variables are appended to `captures`.
+    #[inline]
+    pub fn test(&self, req: &RequestView<'_>, captures: &mut Captures) -> bool {
+        match self {
+            Predicate::Path(ps) => ps.iter().any(|p| p.matches(req.path, Some(captures))),
+            Predicate::Host(ps) => ps.iter().any(|p| p.matches(req.host, Some(captures))),
+            Predicate::Method(ms) => ms.contains(req.method),
+            Predicate::Header { name, regex } => req.headers.get_all(name).iter().any(|v| {
+                regex.as_ref().is_none_or(|r| v.to_str().is_ok_and(|s| r.is_match(s)))
+            }),
+            Predicate::Query { param, regex } => req.query.is_some_and(|q| {
+                q.split('&').any(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    k == param && regex.as_ref().is_none_or(|r| r.is_match(v))
+                })
+            }),
+            Predicate::Cookie { name, regex } => req.headers.get_all(http::header::COOKIE).iter().any(|v| {
+                v.to_str().is_ok_and(|s| {
+                    s.split(';').any(|c| {
+                        c.trim().split_once('=').is_some_and(|(k, v)| k == name && regex.is_match(v))
+                    })
+                })
+            }),
+            Predicate::RemoteAddr(cidrs) => cidrs.iter().any(|c| c.contains(req.client_ip)),
+            Predicate::Weight { lo, hi, .. } => req.weight_draw >= *lo && req.weight_draw < *hi,
+        }
+    }
+}
+
+/// An address block such as `10.0.0.0/8`, `192.168.1.7` or `::1/128`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.trim().parse().map_err(|_| format!("`{s}` is not an address or CIDR block"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("bad prefix in `{s}`"))?,
+            None => max,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match (self.addr, ip) {
+            (IpAddr::V4(_), IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            _ => ip,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(a) & mask == u32::from(b) & mask
+            }
+            (IpAddr::V6(a), IpAddr::V6(b)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(a) & mask == u128::from(b) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Assigns each Weight predicate its slice of [0, 1) within its group.
+pub fn assign_weights<'a>(preds: impl Iterator<Item = &'a mut Predicate>) {
+    let mut all: Vec<&mut Predicate> = preds.filter(|p| matches!(p, Predicate::Weight { .. })).collect();
+    let mut totals: std::collections::HashMap<String, (u64, u64)> = std::collections::HashMap::new();
+    for p in &all {
+        if let Predicate::Weight { group, weight, .. } = p {
+            totals.entry(group.clone()).or_default().0 += u64::from(*weight);
+        }
+    }
+    for p in &mut all {
+        if let Predicate::Weight { group, weight, lo, hi } = p {
+            let (total, used) = totals.get_mut(group.as_str()).map(|t| (t.0, &mut t.1)).expect("counted above");
+            let total = total.max(1) as f64;
+            *lo = *used as f64 / total;
+            *used += u64::from(*weight);
+            *hi = *used as f64 / total;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr() {
+        let c: Cidr = "10.1.0.0/16".parse().unwrap();
+        assert!(c.contains("10.1.2.3".parse().unwrap()));
+        assert!(!c.contains("10.2.0.1".parse().unwrap()));
+        assert!(c.contains("::ffff:10.1.0.9".parse().unwrap()));
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("1.2.3.4".parse().unwrap()));
+    }
+}

@@ -1,0 +1,730 @@
+//! The request path: normalise, match, protect, forward (streaming), and account — top to bottom in [`handle`].
+
+use std::borrow::Cow;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::BodyExt;
+use keel_balance::{InstanceId, Pick};
+use keel_resilience::Outcome;
+use tokio::time::Instant;
+
+use crate::Gateway;
+use crate::access_log::AccessEntry;
+use crate::client;
+use crate::filter::{self, Filter, KeyResolver};
+use crate::forwarded::{self, Hop};
+use crate::path;
+use crate::predicate::RequestView;
+use crate::rate_limit::Decision;
+use crate::respond;
+use crate::table::{Matched, Route, Table, Target};
+use crate::upstream::{Endpoint, Service};
+
+/// Per-request facts for the access log and metrics.
+struct Ledger {
+    start: Instant,
+    request_id: HeaderValue,
+    method: Method,
+    path: String,
+    client: IpAddr,
+    route: Option<Arc<Route>>,
+    service: Option<Arc<str>>,
+    instance: Option<String>,
+    upstream: Option<Duration>,
+    attempts: u32,
+    decision: Option<&'static str>,
+    /// This request is a route's fallback: its own failures are answered plainly, never by another fallback.
+    in_fallback: bool,
+}
+
+const HOP_BY_HOP: [HeaderName; 6] = [
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+];
+
+fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // Headers named by Connection are hop-by-hop too (RFC 9110 §7.6.1).
+    if let Some(conn) = h.get(header::CONNECTION).and_then(|v| v.to_str().ok()).map(str::to_owned) {
+        for name in conn.split(',') {
+            if let Ok(n) = HeaderName::from_bytes(name.trim().to_ascii_lowercase().as_bytes()) {
+                h.remove(n);
+            }
+        }
+    }
+    for n in &HOP_BY_HOP {
+        h.remove(n);
+    }
+    h.remove("keep-alive");
+    h.remove("proxy-connection");
+}
+
+fn request_id(headers: &HeaderMap) -> HeaderValue {
+    if let Some(v) = headers.get("x-request-id")
+        && !v.is_empty()
+        && v.len() <= 128
+        && v.as_bytes().iter().all(|b| b.is_ascii_graphic())
+    {
+        return v.clone();
+    }
+    let id = format!("{:032x}", fastrand::u128(..));
+    // 32 hex digits are always a valid header value.
+    HeaderValue::from_str(&id).expect("hex is a valid header value")
+}
+
+/// Serves one request arriving from `peer`.
+pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Response<Body> {
+    let (mut parts, body) = req.into_parts();
+    let client = gw.config.trusted_proxies.client_ip(peer.ip(), &parts.headers);
+    let mut ledger = Ledger {
+        start: Instant::now(),
+        request_id: request_id(&parts.headers),
+        method: parts.method.clone(),
+        path: String::new(),
+        client,
+        route: None,
+        service: None,
+        instance: None,
+        upstream: None,
+        attempts: 0,
+        decision: None,
+        in_fallback: parts.extensions.get::<FallbackDepth>().is_some(),
+    };
+    // hyper already lets Transfer-Encoding win and closes the connection (RFC 9112 §6.3); a request that
+    // still carries both reached us over a path that did not, so it is refused outright.
+    if parts.headers.contains_key(header::TRANSFER_ENCODING) && parts.headers.contains_key(header::CONTENT_LENGTH) {
+        return finish(&gw, ledger, bad(&parts.uri, "both Content-Length and Transfer-Encoding", &parts.headers));
+    }
+    let normalized = match path::normalize(parts.uri.path()) {
+        Ok(p) => p,
+        Err(e) => {
+            let id = ledger.request_id.clone();
+            ledger.decision = Some("bad_path");
+            return finish(&gw, ledger, respond::error(StatusCode::BAD_REQUEST, "bad_path", &e.to_string(), parts.uri.path(), &id));
+        }
+    };
+    ledger.path = normalized.clone().into_owned();
+    let host = host_of(&parts);
+    let table = gw.table.load();
+    let matched = {
+        let view = RequestView {
+            method: &parts.method,
+            path: &normalized,
+            query: parts.uri.query(),
+            host: &host,
+            headers: &parts.headers,
+            client_ip: client,
+            weight_draw: fastrand::f64(),
+        };
+        table.find(&view).map(|(route, captures)| Matched { route, service: None, captures }).or_else(|| discover(&gw, &table, &normalized))
+    };
+    let Some(matched) = matched else {
+        ledger.decision = Some("no_route");
+        let id = ledger.request_id.clone();
+        let msg = format!("no route matches {normalized}");
+        return finish(&gw, ledger, respond::error(StatusCode::NOT_FOUND, "no_route", &msg, &normalized, &id));
+    };
+    drop(host);
+    let mut path = normalized.into_owned();
+    let route = matched.route.clone();
+    ledger.route = Some(route.clone());
+
+    // Request filters: default filters first, then the route's, in declaration order.
+    let mut stripped = String::new();
+    let mut max_body: Option<u64> = None;
+    for f in table.default_filters.iter().chain(route.filters.iter()) {
+        match f {
+            Filter::StripPrefix(_) | Filter::PrefixPath(_) | Filter::RewritePath { .. } | Filter::SetPath(_) => {
+                filter::rewrite_path(f, &mut path, &matched.captures, &mut stripped);
+            }
+            Filter::AddRequestHeader(n, v) => {
+                parts.headers.append(n, v.clone());
+            }
+            Filter::SetRequestHeader(n, v) => {
+                parts.headers.insert(n, v.clone());
+            }
+            Filter::RemoveRequestHeader(n) => {
+                parts.headers.remove(n);
+            }
+            Filter::RedirectTo(status, url) => {
+                let mut resp = Response::new(Body::empty());
+                *resp.status_mut() = *status;
+                resp.headers_mut().insert(header::LOCATION, url.clone());
+                ledger.decision = Some("redirect");
+                return finish(&gw, ledger, resp);
+            }
+            Filter::RequestSize(max) => max_body = Some(max_body.map_or(*max, |m| m.min(*max))),
+            _ => {}
+        }
+    }
+    let declared_len = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let (Some(max), Some(len)) = (max_body, declared_len)
+        && len > max
+    {
+        ledger.decision = Some("request_too_large");
+        let id = ledger.request_id.clone();
+        let msg = format!("Request size is larger than permissible limit. Request size is {len} B where permissible limit is {max} B");
+        let mut resp = respond::error(StatusCode::PAYLOAD_TOO_LARGE, "request_too_large", &msg, &ledger.path, &id);
+        if let Ok(v) = HeaderValue::from_str(&msg) {
+            resp.headers_mut().insert("errormessage", v);
+        }
+        return finish(&gw, ledger, resp);
+    }
+
+    // Rate limit, keyed per the route's resolver.
+    let mut limit_decision: Option<Decision> = None;
+    if let Some(limiter) = &route.limiter {
+        let key = limit_key(&limiter.spec.key, &parts, client);
+        let decision = match key.as_deref() {
+            Some(k) => limiter.check(k),
+            None if !limiter.spec.deny_empty_key => limiter.check(""),
+            None => {
+                ledger.decision = Some("empty_key");
+                let id = ledger.request_id.clone();
+                return finish(&gw, ledger, respond::error(StatusCode::FORBIDDEN, "empty_key", "no rate-limit key in request", &path, &id));
+            }
+        };
+        if !decision.allowed {
+            route.metrics.rate_limited.inc();
+            ledger.decision = Some("rate_limited");
+            let id = ledger.request_id.clone();
+            let mut resp = respond::error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "rate limit exceeded", &ledger.path, &id);
+            rate_limit_headers(resp.headers_mut(), &decision, limiter.spec.replenish_rate, limiter.spec.requested_tokens);
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(decision.retry_after_secs));
+            return finish(&gw, ledger, resp);
+        }
+        limit_decision = Some(decision);
+    }
+
+    // Upstream request headers.
+    strip_hop_by_hop(&mut parts.headers);
+    for h in &route.sensitive {
+        parts.headers.remove(h);
+    }
+    let original_host = parts.headers.remove(header::HOST).or_else(|| {
+        parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    forwarded::apply(
+        &mut parts.headers,
+        &Hop {
+            peer,
+            trusted: gw.config.trusted_proxies.trusts(peer.ip()),
+            proto: if gw.config.tls { "https" } else { "http" },
+            host: original_host.as_ref(),
+            local_port: if gw.config.tls { 443 } else { 80 },
+            prefix: &stripped,
+        },
+    );
+    parts.headers.insert("x-request-id", ledger.request_id.clone());
+
+    let service = match (&route.target, matched.service) {
+        (Target::Service(s), _) => Some(s.clone()),
+        (Target::Discovered, s) => s,
+        _ => None,
+    };
+    ledger.service = service.as_ref().map(|s| s.id.clone());
+
+    let mut resp = match &service {
+        Some(s) => forward_to_service(&gw, &route, s, &mut ledger, parts, body, &path, max_body).await,
+        None => match &route.target {
+            Target::Url { endpoint, base } => {
+                let full = format!("{base}{path}");
+                forward_once(&gw, &route, endpoint, &mut ledger, parts, body, &full, max_body).await
+            }
+            // A service route always has a service.
+            _ => respond::error(StatusCode::BAD_GATEWAY, "no_target", "route has no target", &path, &ledger.request_id),
+        },
+    };
+
+    // Response filters.
+    let headers = resp.headers_mut();
+    strip_hop_by_hop(headers);
+    if route.sensitive.contains(&header::SET_COOKIE) || route.sensitive.contains(&header::COOKIE) {
+        headers.remove(header::SET_COOKIE);
+    }
+    let mut status_override = None;
+    for f in table.default_filters.iter().chain(route.filters.iter()) {
+        match f {
+            Filter::AddResponseHeader(n, v) => {
+                headers.append(n, v.clone());
+            }
+            Filter::SetResponseHeader(n, v) => {
+                headers.insert(n, v.clone());
+            }
+            Filter::RemoveResponseHeader(n) => {
+                headers.remove(n);
+            }
+            Filter::SetStatus(s) => status_override = Some(*s),
+            Filter::SecureHeaders => {
+                for (n, v) in filter::SECURE_HEADERS {
+                    if !headers.contains_key(*n) {
+                        headers.insert(*n, HeaderValue::from_static(v));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if let (Some(d), Some(l)) = (limit_decision, &route.limiter) {
+        rate_limit_headers(headers, &d, l.spec.replenish_rate, l.spec.requested_tokens);
+    }
+    headers.insert("x-request-id", ledger.request_id.clone());
+    if let Some(s) = status_override {
+        *resp.status_mut() = s;
+    }
+    finish(&gw, ledger, resp)
+}
+
+fn bad(uri: &Uri, what: &str, headers: &HeaderMap) -> Response<Body> {
+    respond::error(StatusCode::BAD_REQUEST, "bad_request", what, uri.path(), &request_id(headers))
+}
+
+fn host_of(parts: &http::request::Parts) -> Cow<'_, str> {
+    let raw = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.host())
+        .unwrap_or("");
+    let host = if raw.starts_with('[') {
+        raw.split_once(']').map_or(raw, |(h, _)| &h[1..])
+    } else {
+        raw.rsplit_once(':').map_or(raw, |(h, _)| h)
+    };
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
+}
+
+/// `/{service}/**` for a known service that discovery may route to.
+fn discover(gw: &Gateway, table: &Table, path: &str) -> Option<Matched> {
+    let first = path[1..].split('/').next().filter(|s| !s.is_empty())?;
+    let service = gw.services.get(first)?;
+    if !table.discovers(&service.id) {
+        return None;
+    }
+    let route = service.discovery_route.get_or_init(|| Arc::new(Table::discovery_route(&service, &gw.compile_context(false))));
+    Some(Matched { route: route.clone(), service: Some(service), captures: Vec::new() })
+}
+
+fn limit_key(resolver: &KeyResolver, parts: &http::request::Parts, client: IpAddr) -> Option<String> {
+    match resolver {
+        KeyResolver::ClientIp => Some(client.to_string()),
+        KeyResolver::Header(h) => parts.headers.get(h).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()).map(str::to_owned),
+        KeyResolver::ApiKey => parts
+            .headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| {
+                parts.uri.query()?.split('&').find_map(|p| p.strip_prefix("apikey=").map(str::to_owned))
+            })
+            .filter(|k| !k.is_empty()),
+        KeyResolver::JwtSubject => crate::jwt_subject(&parts.headers),
+    }
+}
+
+fn rate_limit_headers(h: &mut HeaderMap, d: &Decision, rate: u32, tokens: u32) {
+    h.insert("ratelimit-limit", HeaderValue::from(d.limit));
+    h.insert("ratelimit-remaining", HeaderValue::from(d.remaining));
+    h.insert("ratelimit-reset", HeaderValue::from(d.reset_secs));
+    h.insert("x-ratelimit-remaining", HeaderValue::from(d.remaining));
+    h.insert("x-ratelimit-replenish-rate", HeaderValue::from(rate));
+    h.insert("x-ratelimit-burst-capacity", HeaderValue::from(d.limit));
+    h.insert("x-ratelimit-requested-tokens", HeaderValue::from(tokens));
+}
+
+/// The body, either buffered (replayable) or streamed once.
+enum Payload {
+    Replayable(Bytes),
+    Stream(Option<Body>),
+}
+
+impl Payload {
+    fn take(&mut self) -> Body {
+        match self {
+            Payload::Replayable(b) => Body::from(b.clone()),
+            Payload::Stream(s) => s.take().unwrap_or_else(Body::empty),
+        }
+    }
+    fn replayable(&self) -> bool {
+        matches!(self, Payload::Replayable(_))
+    }
+}
+
+async fn payload(gw: &Gateway, headers: &HeaderMap, body: Body, max_body: Option<u64>) -> Result<Payload, (StatusCode, &'static str)> {
+    use http_body::Body as _;
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let small = match declared {
+        Some(n) => n <= gw.config.max_replay_body as u64,
+        None => body.is_end_stream(),
+    };
+    if small {
+        let limit = gw.config.max_replay_body.min(max_body.map_or(usize::MAX, |m| m as usize));
+        return match http_body_util::Limited::new(body, limit).collect().await {
+            Ok(c) => Ok(Payload::Replayable(c.to_bytes())),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err((StatusCode::PAYLOAD_TOO_LARGE, "request_too_large")),
+            Err(_) => Err((StatusCode::BAD_REQUEST, "body_read_failed")),
+        };
+    }
+    match max_body {
+        // Chunked bodies are cut off at the route's limit mid-stream (the upstream sees a reset).
+        Some(m) => Ok(Payload::Stream(Some(Body::new(http_body_util::Limited::new(body, m as usize))))),
+        None => Ok(Payload::Stream(Some(body))),
+    }
+}
+
+enum Attempt {
+    Response(Response<hyper::body::Incoming>),
+    /// The request never reached the upstream (connect failure).
+    NotSent(String),
+    Failed(String),
+    TimedOut,
+}
+
+async fn attempt(gw: &Gateway, endpoint: &Endpoint, parts: &http::request::Parts, path: &str, body: Body, timeout: Duration) -> Attempt {
+    let mut uri = String::with_capacity(path.len() + 64);
+    uri.push_str(endpoint.scheme.as_str());
+    uri.push_str("://");
+    uri.push_str(endpoint.authority.as_str());
+    uri.push_str(path);
+    if let Some(q) = parts.uri.query() {
+        uri.push('?');
+        uri.push_str(q);
+    }
+    let Ok(uri) = Uri::try_from(uri) else {
+        return Attempt::Failed("cannot build upstream URI".into());
+    };
+    let mut req = Request::new(body);
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = uri;
+    *req.headers_mut() = parts.headers.clone();
+    let client = client::upstream(gw.config.connect_timeout);
+    match tokio::time::timeout(timeout, client.request(req)).await {
+        Ok(Ok(resp)) => Attempt::Response(resp),
+        Ok(Err(e)) if e.is_connect() => Attempt::NotSent(error_chain(&e)),
+        Ok(Err(e)) => Attempt::Failed(error_chain(&e)),
+        Err(_) => Attempt::TimedOut,
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+fn into_response(resp: Response<hyper::body::Incoming>) -> Response<Body> {
+    resp.map(Body::new)
+}
+
+#[allow(clippy::too_many_arguments, reason = "one call site; the request's pieces travel together")]
+async fn forward_once(
+    gw: &Gateway,
+    route: &Route,
+    endpoint: &Endpoint,
+    ledger: &mut Ledger,
+    parts: http::request::Parts,
+    body: Body,
+    path: &str,
+    max_body: Option<u64>,
+) -> Response<Body> {
+    let mut payload = match payload(gw, &parts.headers, body, max_body).await {
+        Ok(p) => p,
+        Err((status, reason)) => return respond::error(status, reason, reason, path, &ledger.request_id),
+    };
+    ledger.attempts = 1;
+    ledger.instance = Some(endpoint.authority.to_string());
+    let t = Instant::now();
+    let result = attempt(gw, endpoint, &parts, path, payload.take(), route.response_timeout).await;
+    ledger.upstream = Some(t.elapsed());
+    route.metrics.upstream_latency.observe(t.elapsed().as_secs_f64());
+    match result {
+        Attempt::Response(r) => into_response(r),
+        Attempt::TimedOut => upstream_failure(gw, route, ledger, &parts, path, StatusCode::GATEWAY_TIMEOUT, "timeout", "upstream timed out").await,
+        Attempt::NotSent(e) | Attempt::Failed(e) => upstream_failure(gw, route, ledger, &parts, path, StatusCode::BAD_GATEWAY, "upstream_error", &e).await,
+    }
+}
+
+#[allow(clippy::too_many_arguments, reason = "one call site; the request's pieces travel together")]
+async fn forward_to_service(
+    gw: &Gateway,
+    route: &Route,
+    service: &Arc<Service>,
+    ledger: &mut Ledger,
+    parts: http::request::Parts,
+    body: Body,
+    path: &str,
+    max_body: Option<u64>,
+) -> Response<Body> {
+    // The breaker guards the service as a whole; an open breaker answers without touching it.
+    let Ok(permit) = service.breaker.try_acquire() else {
+        service.publish_state();
+        return upstream_failure(gw, route, ledger, &parts, path, StatusCode::SERVICE_UNAVAILABLE, "breaker_open",
+            &format!("circuit breaker for service {} is open", service.id)).await;
+    };
+    // The adaptive limit sheds load before queues build up in the service.
+    let token = match &service.limit {
+        Some(l) => match l.try_acquire() {
+            Ok(t) => Some(t),
+            Err(_) => {
+                service.breaker.cancel(permit);
+                return upstream_failure(gw, route, ledger, &parts, path, StatusCode::SERVICE_UNAVAILABLE, "overloaded",
+                    &format!("service {} is at its concurrency limit", service.id)).await;
+            }
+        },
+        None => None,
+    };
+    if service.instance_count() == 0 {
+        service.breaker.cancel(permit);
+        return no_instance(ledger, service, path);
+    }
+    let mut payload = match payload(gw, &parts.headers, body, max_body).await {
+        Ok(p) => p,
+        Err((status, reason)) => {
+            service.breaker.cancel(permit);
+            return respond::error(status, reason, reason, path, &ledger.request_id);
+        }
+    };
+    service.budget.deposit();
+    let idempotent = keel_balance::Safety::of_method(&parts.method).retryable();
+    let replayable = payload.replayable();
+    let may_retry = |safe: bool, attempts: u32| {
+        safe && replayable && attempts <= route.retries && service.budget.try_withdraw()
+    };
+    let mut tried: Vec<InstanceId> = Vec::new();
+    let t = Instant::now();
+    let mut last_error: (StatusCode, &'static str, String) = (StatusCode::SERVICE_UNAVAILABLE, "no_instance", String::new());
+    loop {
+        let refs: Vec<&InstanceId> = tried.iter().collect();
+        let pick: Option<Pick<Endpoint>> = service.balancer.pick_excluding(&refs);
+        let Some(pick) = pick.filter(|p| !tried.contains(p.id())) else {
+            break;
+        };
+        drop(refs);
+        ledger.attempts += 1;
+        let id = pick.id().clone();
+        ledger.instance = Some(id.to_string());
+        let result = attempt(gw, pick.endpoint(), &parts, path, payload.take(), route.response_timeout).await;
+        match result {
+            Attempt::Response(r) if r.status().is_server_error() => {
+                let status = r.status();
+                service.balancer.failure(pick);
+                // 502/503/504 from one instance say nothing about the others; other 5xx are the service's answer.
+                let gateway_like = matches!(status.as_u16(), 502..=504);
+                if gateway_like && may_retry(idempotent, ledger.attempts) {
+                    tried.push(id);
+                    route.metrics.retries.inc();
+                    last_error = (status, "upstream_status", format!("upstream answered {status}"));
+                    continue;
+                }
+                finish_call(service, permit, token, Outcome::Failure);
+                ledger.upstream = Some(t.elapsed());
+                route.metrics.upstream_latency.observe(t.elapsed().as_secs_f64());
+                if route.breaker.as_ref().is_some_and(|b| b.status_codes.contains(&status)) {
+                    return fallback(gw, route, ledger, &parts, path, status, "upstream_status", "upstream failed").await;
+                }
+                return into_response(r);
+            }
+            Attempt::Response(r) => {
+                service.balancer.success(pick);
+                ledger.upstream = Some(t.elapsed());
+                route.metrics.upstream_latency.observe(t.elapsed().as_secs_f64());
+                let status = r.status();
+                if route.breaker.as_ref().is_some_and(|b| b.status_codes.contains(&status)) {
+                    finish_call(service, permit, token, Outcome::Failure);
+                    return fallback(gw, route, ledger, &parts, path, status, "upstream_status", "upstream failed").await;
+                }
+                finish_call(service, permit, token, Outcome::Success);
+                return into_response(r);
+            }
+            Attempt::NotSent(e) => {
+                service.balancer.failure(pick);
+                last_error = (StatusCode::BAD_GATEWAY, "connect_failed", e);
+                // Never reached the instance: safe to try another whatever the method.
+                if may_retry(true, ledger.attempts) {
+                    tried.push(id);
+                    route.metrics.retries.inc();
+                    continue;
+                }
+                break;
+            }
+            Attempt::Failed(e) => {
+                service.balancer.failure(pick);
+                last_error = (StatusCode::BAD_GATEWAY, "upstream_error", e);
+                if may_retry(idempotent, ledger.attempts) {
+                    tried.push(id);
+                    route.metrics.retries.inc();
+                    continue;
+                }
+                break;
+            }
+            Attempt::TimedOut => {
+                service.balancer.failure(pick);
+                ledger.upstream = Some(t.elapsed());
+                finish_call(service, permit, token, Outcome::Timeout);
+                return upstream_failure(gw, route, ledger, &parts, path, StatusCode::GATEWAY_TIMEOUT, "timeout", "upstream timed out").await;
+            }
+        }
+    }
+    ledger.upstream = Some(t.elapsed());
+    if ledger.attempts == 0 {
+        service.breaker.cancel(permit);
+        drop(token);
+        return no_instance(ledger, service, path);
+    }
+    finish_call(service, permit, token, Outcome::Failure);
+    let (status, reason, msg) = last_error;
+    upstream_failure(gw, route, ledger, &parts, path, status, reason, &msg).await
+}
+
+fn finish_call(service: &Service, permit: keel_resilience::Permit, token: Option<keel_resilience::LimitToken>, outcome: Outcome) {
+    service.breaker.record(permit, outcome);
+    if let Some(t) = token {
+        if outcome == Outcome::Success { t.success() } else { t.dropped() }
+    }
+    service.publish_state();
+}
+
+fn no_instance(ledger: &mut Ledger, service: &Service, path: &str) -> Response<Body> {
+    ledger.decision = Some("no_instance");
+    let msg = format!("no healthy instance of service {}", service.id);
+    respond::error(StatusCode::SERVICE_UNAVAILABLE, "no_instance", &msg, path, &ledger.request_id)
+}
+
+#[allow(clippy::too_many_arguments, reason = "one call site shape for every failure")]
+async fn upstream_failure(
+    gw: &Gateway,
+    route: &Route,
+    ledger: &mut Ledger,
+    parts: &http::request::Parts,
+    path: &str,
+    status: StatusCode,
+    reason: &'static str,
+    message: &str,
+) -> Response<Body> {
+    if route.breaker.is_some() && !ledger.in_fallback {
+        return fallback(gw, route, ledger, parts, path, status, reason, message).await;
+    }
+    ledger.decision = Some(reason);
+    respond::error(status, reason, message, path, &ledger.request_id)
+}
+
+/// The route's CircuitBreaker fallback: a forward inside the gateway, a URL, or a static answer.
+#[allow(clippy::too_many_arguments, reason = "one call site shape for every failure")]
+async fn fallback(
+    gw: &Gateway,
+    route: &Route,
+    ledger: &mut Ledger,
+    parts: &http::request::Parts,
+    path: &str,
+    status: StatusCode,
+    reason: &'static str,
+    message: &str,
+) -> Response<Body> {
+    let Some(spec) = route.breaker.as_ref().filter(|_| !ledger.in_fallback) else {
+        ledger.decision = Some(reason);
+        return respond::error(status, reason, message, path, &ledger.request_id);
+    };
+    ledger.decision = Some("fallback");
+    let uri = spec.fallback_uri.as_deref();
+    let mut resp = if let Some(fwd) = uri.and_then(|u| u.strip_prefix("forward:")) {
+        // Re-enter the gateway with the fallback path; one level only, so fallbacks cannot loop.
+        let mut req = Request::new(Body::empty());
+        *req.method_mut() = parts.method.clone();
+        *req.uri_mut() = fwd.parse().unwrap_or_else(|_| Uri::from_static("/"));
+        *req.headers_mut() = parts.headers.clone();
+        req.headers_mut().remove(header::CONTENT_LENGTH);
+        Box::pin(handle_fallback(gw.clone(), req)).await
+    } else if let Some(url) = uri {
+        match url.parse::<Uri>() {
+            Ok(u) if u.authority().is_some() => {
+                let endpoint = Endpoint {
+                    scheme: http::uri::Scheme::HTTP,
+                    authority: u.authority().cloned().unwrap_or_else(|| http::uri::Authority::from_static("127.0.0.1")),
+                };
+                let mut p = http::Request::new(()).into_parts().0;
+                p.method = parts.method.clone();
+                p.headers = parts.headers.clone();
+                p.headers.remove(header::CONTENT_LENGTH);
+                p.uri = u.path_and_query().map_or(Uri::from_static("/"), |pq| pq.as_str().parse().unwrap_or_else(|_| Uri::from_static("/")));
+                let fpath = p.uri.path().to_owned();
+                match attempt(gw, &endpoint, &p, &fpath, Body::empty(), route.response_timeout).await {
+                    Attempt::Response(r) => into_response(r),
+                    _ => respond::error(status, reason, message, path, &ledger.request_id),
+                }
+            }
+            _ => respond::error(status, reason, message, path, &ledger.request_id),
+        }
+    } else {
+        let mut r = Response::new(Body::from(spec.fallback_body.clone().unwrap_or_default()));
+        *r.status_mut() = spec.fallback_status.unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        r
+    };
+    if let Ok(v) = HeaderValue::from_str(reason) {
+        resp.headers_mut().insert("x-keel-fallback", v);
+    }
+    resp
+}
+
+async fn handle_fallback(gw: Gateway, req: Request<Body>) -> Response<Body> {
+    let peer = SocketAddr::from(([127, 0, 0, 1], 0));
+    let (parts, body) = req.into_parts();
+    let mut req = Request::from_parts(parts, body);
+    req.extensions_mut().insert(FallbackDepth);
+    handle(gw, peer, req).await
+}
+
+/// Marks a request that is already a fallback, so its own failure does not fall back again.
+#[derive(Clone, Copy, Debug)]
+struct FallbackDepth;
+
+
+fn finish(gw: &Gateway, ledger: Ledger, resp: Response<Body>) -> Response<Body> {
+    let total = ledger.start.elapsed();
+    let status = resp.status().as_u16();
+    if let Some(r) = &ledger.route {
+        r.metrics.count(status);
+        r.metrics.gateway_latency.observe(total.as_secs_f64());
+    }
+    if gw.access_log.enabled() {
+        let ts = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        gw.access_log.record(AccessEntry {
+            ts,
+            request_id: ledger.request_id.to_str().unwrap_or("").to_owned(),
+            route: ledger.route.as_ref().map(|r| r.id.to_string()),
+            service: ledger.service.map(|s| s.to_string()),
+            instance: ledger.instance,
+            method: ledger.method.to_string(),
+            path: ledger.path,
+            status,
+            bytes: resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()),
+            total_ms: total.as_secs_f64() * 1000.0,
+            upstream_ms: ledger.upstream.map(|d| d.as_secs_f64() * 1000.0),
+            client: ledger.client.to_string(),
+            attempts: ledger.attempts,
+            decision: ledger.decision,
+        });
+    }
+    resp
+}

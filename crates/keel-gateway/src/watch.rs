@@ -1,0 +1,40 @@
+//! Watching the route file: a changed file is reloaded; an invalid one is logged and the old table kept.
+
+use std::time::SystemTime;
+
+use crate::Gateway;
+
+impl Gateway {
+    /// Polls the route file every `watch_interval` until the gateway is dropped.
+    pub fn spawn_route_watch(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let path = self.config.routes_file.clone()?;
+        let weak = std::sync::Arc::downgrade(&self.0);
+        let interval = self.config.watch_interval;
+        let stamp = |p: &std::path::Path| -> Option<(SystemTime, u64, u64)> {
+            let m = std::fs::metadata(p).ok()?;
+            // Content hash too: an edit within the mtime granularity must still be seen.
+            let text = std::fs::read(p).ok()?;
+            let hash = text.iter().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100000001b3));
+            Some((m.modified().ok()?, m.len(), hash))
+        };
+        let mut last = stamp(&path);
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                let gw = Gateway(inner);
+                let now = stamp(&path);
+                if now == last || now.is_none() {
+                    continue;
+                }
+                last = now;
+                match gw.reload_file() {
+                    Ok(()) => tracing::info!(file = %path.display(), routes = gw.table.load().routes.len(), "routes reloaded"),
+                    Err(e) => tracing::warn!(file = %path.display(), error = %e, "route file rejected; the previous routes keep serving"),
+                }
+            }
+        }))
+    }
+}
