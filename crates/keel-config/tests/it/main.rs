@@ -2,4 +2,5 @@
 
 mod environment;
 mod fixture;
+mod render;
 mod support;
