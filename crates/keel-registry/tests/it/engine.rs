@@ -303,3 +303,77 @@ async fn reads_reflect_every_write_and_watchers_see_cancels_at_once() {
     };
     assert_eq!(missed.iter().map(|e| e.version).collect::<Vec<_>>(), [2, 3]);
 }
+
+/// Records what a replicator would be told.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+impl keel_registry::WriteObserver for Recorder {
+    fn on_local_write(&self, write: keel_registry::LocalWrite) {
+        use keel_registry::LocalWrite::*;
+        let s = match write {
+            Register(r) => format!("register {}", r.info().instance_id),
+            Heartbeat { id, status, .. } => format!("heartbeat {id} {status}"),
+            Cancel { id, .. } => format!("cancel {id}"),
+            StatusUpdate { id, status, .. } => format!("status {id} {status}"),
+            DeleteStatusOverride { id, status, .. } => format!("delete-override {id} {status}"),
+        };
+        self.0.lock().unwrap().push(s);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn local_writes_reach_the_observer_and_replicated_ones_do_not() {
+    use keel_eureka::{ReplicationAction, ReplicationItem};
+    let r = registry(RegistryConfig::default());
+    let recorder = Arc::new(Recorder::default());
+    r.set_write_observer(recorder.clone());
+    let (a, i) = (app("svc"), id("x"));
+    r.register(instance("svc", "x", 1, 3), Origin::Client);
+    r.renew(&a, &i, None, None, Origin::Client);
+    r.set_status_override(&a, &i, InstanceStatus::OutOfService, None, Origin::Client);
+    r.delete_status_override(&a, &i, Some(InstanceStatus::Up), None, Origin::Client);
+    r.update_metadata(&a, &i, vec![("k".into(), "v".into())], Origin::Client);
+    r.cancel(&a, &i, Origin::Client);
+
+    // The same kinds of writes from a peer, through the batch entry point.
+    let item = |action, info| ReplicationItem {
+        app_name: app("svc"),
+        id: id("y"),
+        last_dirty_timestamp: Some(1000),
+        overridden_status: None,
+        status: Some(InstanceStatus::Up),
+        instance_info: info,
+        action,
+    };
+    let codes: Vec<u16> = [
+        item(
+            ReplicationAction::Register,
+            Some(instance("svc", "y", 1, 3)),
+        ),
+        item(ReplicationAction::Heartbeat, None),
+        item(ReplicationAction::StatusUpdate, None),
+        item(ReplicationAction::DeleteStatusOverride, None),
+        item(ReplicationAction::Cancel, None),
+        item(ReplicationAction::Heartbeat, None),
+    ]
+    .into_iter()
+    .map(|it| r.apply_replicated(it).status_code)
+    .collect();
+    assert_eq!(codes, [200, 200, 200, 200, 200, 404]);
+    // An expiry is not a local write either.
+    r.register(instance("svc", "z", 1, 3), Origin::Replicated);
+    sleep(Duration::from_secs(4)).await;
+    assert!(ids(&r).is_empty());
+    assert_eq!(
+        *recorder.0.lock().unwrap(),
+        [
+            "register x",
+            "heartbeat x UP",
+            "status x OUT_OF_SERVICE",
+            "delete-override x UP",
+            "register x",
+            "cancel x",
+        ]
+    );
+}

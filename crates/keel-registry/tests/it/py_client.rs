@@ -1,10 +1,9 @@
 //! The real py-eureka-client from PyPI against a single Keel registry node, with 1 s renewals
-//! and 3 s leases. The Python comes from `KEEL_TEST_PYTHON`, or a venv this test creates at
-//! `<workspace>/target/venv` (the CI command creates the same venv and exports the variable).
+//! and 3 s leases. The Python comes from `keel_test_support::python()`: `KEEL_TEST_PYTHON`, or
+//! the `<workspace>/target/venv` it creates with the pinned `xtask/python-requirements.txt`.
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use keel_eureka::InstanceStatus;
 use keel_registry::{Origin, RegistryConfig, SystemClock};
@@ -15,57 +14,6 @@ use crate::support::{TestServer, app, eventually, id, instance, statuses};
 
 const DRIVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/py_client/driver.py");
 
-/// The Python interpreter with py-eureka-client installed (created once per test binary).
-fn python() -> PathBuf {
-    static PYTHON: Mutex<Option<PathBuf>> = Mutex::new(None);
-    let mut cached = PYTHON.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = cached.as_ref() {
-        return p.clone();
-    }
-    let python = match std::env::var_os("KEEL_TEST_PYTHON") {
-        Some(p) => PathBuf::from(p),
-        None => {
-            let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/venv");
-            let python = venv.join("bin/python");
-            if !has_client(&python) {
-                run(std::process::Command::new("python3")
-                    .arg("-m")
-                    .arg("venv")
-                    .arg(&venv));
-                run(std::process::Command::new(&python).args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "py-eureka-client",
-                ]));
-            }
-            python
-        }
-    };
-    assert!(
-        has_client(&python),
-        "{} cannot import py_eureka_client",
-        python.display()
-    );
-    *cached = Some(python.clone());
-    python
-}
-
-fn has_client(python: &Path) -> bool {
-    std::process::Command::new(python)
-        .args(["-c", "import py_eureka_client"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn run(cmd: &mut std::process::Command) {
-    let status = cmd.status().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(status.success(), "{cmd:?} failed: {status}");
-}
-
 /// One driver process; killed on drop.
 struct Py {
     child: Child,
@@ -75,7 +23,7 @@ struct Py {
 
 impl Py {
     fn spawn(args: &[&str]) -> Self {
-        let mut child = Command::new(python())
+        let mut child = Command::new(keel_test_support::python())
             .arg(DRIVER)
             .args(args)
             .env_remove("KEEL_TEST_PYTHON")
