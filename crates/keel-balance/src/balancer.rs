@@ -1,0 +1,302 @@
+//! The balancer: a lock-free snapshot of instances (arc-swap), strategy picks, outcome feedback and ejection.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::time::Instant;
+
+use crate::config::{BalancerConfig, Strategy};
+use crate::instance::{Instance, InstanceId, InstanceSpec};
+
+/// `warm_from` of instances that need no ramp (those in the initial list).
+const WARM: u64 = 0;
+
+/// The instance list as of one update, split by zone once so picks do no filtering work.
+#[derive(Debug)]
+struct Snapshot<T> {
+    all: Vec<Arc<Instance<T>>>,
+    local: Vec<Arc<Instance<T>>>,
+}
+
+/// A client-side load balancer over endpoints of type `T`. Share it behind an `Arc`.
+#[derive(Debug)]
+pub struct Balancer<T> {
+    config: BalancerConfig,
+    origin: Instant,
+    snapshot: ArcSwap<Snapshot<T>>,
+    cursor: AtomicUsize,
+}
+
+/// A chosen instance. Report the result with [`Balancer::success`] or [`Balancer::failure`]; dropping it
+/// unreported (a cancelled call) just ends the in-flight count.
+#[derive(Debug)]
+#[must_use = "report the outcome so latency and health are tracked"]
+pub struct Pick<T> {
+    instance: Arc<Instance<T>>,
+    start: u64,
+}
+
+impl<T> Pick<T> {
+    /// The chosen instance.
+    pub fn instance(&self) -> &Arc<Instance<T>> {
+        &self.instance
+    }
+
+    /// Its endpoint.
+    pub fn endpoint(&self) -> &T {
+        &self.instance.endpoint
+    }
+
+    /// Its id (pass to [`Balancer::pick_excluding`] when retrying elsewhere).
+    pub fn id(&self) -> &InstanceId {
+        &self.instance.id
+    }
+}
+
+impl<T> Drop for Pick<T> {
+    fn drop(&mut self) {
+        self.instance.pending.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl<T> Balancer<T> {
+    /// A balancer over `instances`; these start warm (no slow start), later additions ramp up.
+    pub fn new(config: BalancerConfig, instances: Vec<InstanceSpec<T>>) -> Self {
+        let b = Balancer {
+            origin: Instant::now(),
+            snapshot: ArcSwap::from_pointee(Snapshot { all: Vec::new(), local: Vec::new() }),
+            cursor: AtomicUsize::new(fastrand::usize(..1000)),
+            config,
+        };
+        let default_rtt = b.config.default_rtt.as_nanos() as f64;
+        let all = instances.into_iter().map(|s| Arc::new(Instance::new(s, default_rtt, WARM))).collect();
+        b.install(all);
+        b
+    }
+
+    /// Settings.
+    pub fn config(&self) -> &BalancerConfig {
+        &self.config
+    }
+
+    #[inline]
+    fn nanos(&self) -> u64 {
+        Instant::now().saturating_duration_since(self.origin).as_nanos() as u64
+    }
+
+    fn install(&self, all: Vec<Arc<Instance<T>>>) {
+        let local = match &self.config.local_zone {
+            Some(z) => all.iter().filter(|i| i.zone.as_deref() == Some(z.as_str())).cloned().collect(),
+            None => Vec::new(),
+        };
+        self.snapshot.store(Arc::new(Snapshot { all, local }));
+    }
+
+    /// Replaces the instance list. Instances whose id was already known keep their stats; new ones slow-start.
+    pub fn update(&self, instances: Vec<InstanceSpec<T>>) {
+        let old = self.snapshot.load();
+        let now = self.nanos();
+        let default_rtt = self.config.default_rtt.as_nanos() as f64;
+        let all = instances
+            .into_iter()
+            .map(|s| match old.all.iter().find(|i| i.id == s.id) {
+                Some(existing) if existing.zone == s.zone => Arc::clone(existing),
+                _ => Arc::new(Instance::new(s, default_rtt, now.max(1))),
+            })
+            .collect();
+        self.install(all);
+    }
+
+    /// All instances now.
+    pub fn instances(&self) -> Vec<Arc<Instance<T>>> {
+        self.snapshot.load().all.clone()
+    }
+
+    /// Picks an instance, or `None` when none is available.
+    #[inline]
+    pub fn pick(&self) -> Option<Pick<T>> {
+        self.pick_excluding(&[])
+    }
+
+    /// Picks an instance other than `tried` (retries go elsewhere); falls back to a tried one only when
+    /// nothing else is available.
+    pub fn pick_excluding(&self, tried: &[&InstanceId]) -> Option<Pick<T>> {
+        let snap = self.snapshot.load();
+        let now = self.nanos();
+        let chosen = if snap.local.is_empty() {
+            None
+        } else {
+            self.choose(&snap.local, now, tried)
+        };
+        let chosen = chosen.or_else(|| self.choose(&snap.all, now, tried))?;
+        chosen.pending.fetch_add(1, Ordering::Relaxed);
+        Some(Pick { instance: Arc::clone(chosen), start: now })
+    }
+
+    #[inline]
+    fn available(&self, i: &Instance<T>, now: u64, tried: &[&InstanceId]) -> bool {
+        !i.is_ejected(now)
+            && !i.tripped.load(Ordering::Relaxed)
+            && self.config.max_pending_per_instance.is_none_or(|m| i.pending.load(Ordering::Relaxed) < m)
+            && !tried.contains(&&i.id)
+    }
+
+    /// Slow-start ramp in (0.1, 1].
+    #[inline]
+    fn warmth(&self, i: &Instance<T>, now: u64) -> f64 {
+        let ramp = self.config.slow_start.as_nanos() as u64;
+        let from = i.warm_from.load(Ordering::Relaxed);
+        let age = now.saturating_sub(from);
+        if from == WARM || ramp == 0 || age >= ramp { 1.0 } else { (age as f64 / ramp as f64).max(0.1) }
+    }
+
+    /// Peak-EWMA cost, decayed towards zero while idle so a once-slow instance is retried eventually.
+    #[inline]
+    fn cost(&self, i: &Instance<T>, now: u64) -> f64 {
+        let rtt = f64::from_bits(i.ewma.load(Ordering::Relaxed));
+        let idle = now.saturating_sub(i.last_sample.load(Ordering::Relaxed)) as f64;
+        let decay = self.config.decay.as_nanos() as f64;
+        // decay / (decay + idle) approximates exp(-idle / decay) without a libm call on the pick path.
+        let rtt = rtt * decay / (decay + idle);
+        rtt * f64::from(i.pending.load(Ordering::Relaxed) + 1) / self.warmth(i, now)
+    }
+
+    fn choose<'s>(&self, list: &'s [Arc<Instance<T>>], now: u64, tried: &[&InstanceId]) -> Option<&'s Arc<Instance<T>>> {
+        let n = list.len();
+        if n == 0 {
+            return None;
+        }
+        match self.config.strategy {
+            Strategy::PeakEwmaP2c => self.p2c(list, now, tried),
+            Strategy::RoundRobin => {
+                let start = self.cursor.fetch_add(1, Ordering::Relaxed);
+                self.scan(list, start, now, tried)
+            }
+            Strategy::Random => self.scan(list, fastrand::usize(..n), now, tried),
+            Strategy::WeightedResponseTime => self.weighted(list, now, tried),
+        }
+    }
+
+    /// First available from `start`, honouring slow start by letting cold instances pass with probability = warmth.
+    fn scan<'s>(&self, list: &'s [Arc<Instance<T>>], start: usize, now: u64, tried: &[&InstanceId]) -> Option<&'s Arc<Instance<T>>> {
+        let n = list.len();
+        let mut fallback = None;
+        for k in 0..n {
+            let i = &list[(start + k) % n];
+            if !self.available(i, now, tried) {
+                continue;
+            }
+            let w = self.warmth(i, now);
+            if w >= 1.0 || fastrand::f64() < w {
+                return Some(i);
+            }
+            fallback.get_or_insert(i);
+        }
+        fallback
+    }
+
+    #[inline]
+    fn p2c<'s>(&self, list: &'s [Arc<Instance<T>>], now: u64, tried: &[&InstanceId]) -> Option<&'s Arc<Instance<T>>> {
+        let n = list.len();
+        if n == 1 {
+            return self.available(&list[0], now, tried).then(|| &list[0]);
+        }
+        let a = fastrand::usize(..n);
+        let mut b = fastrand::usize(..n - 1);
+        if b >= a {
+            b += 1;
+        }
+        let (ia, ib) = (&list[a], &list[b]);
+        match (self.available(ia, now, tried), self.available(ib, now, tried)) {
+            (true, true) => Some(if self.cost(ib, now) < self.cost(ia, now) { ib } else { ia }),
+            (true, false) => Some(ia),
+            (false, true) => Some(ib),
+            // Both out: look for anyone still in, cheapest first.
+            (false, false) => list
+                .iter()
+                .filter(|i| self.available(i, now, tried))
+                .min_by(|x, y| self.cost(x, now).total_cmp(&self.cost(y, now))),
+        }
+    }
+
+    fn weighted<'s>(&self, list: &'s [Arc<Instance<T>>], now: u64, tried: &[&InstanceId]) -> Option<&'s Arc<Instance<T>>> {
+        let rtt = |i: &Instance<T>| f64::from_bits(i.ewma.load(Ordering::Relaxed));
+        let avail = || list.iter().filter(|i| self.available(i, now, tried));
+        let total: f64 = avail().map(|i| rtt(i)).sum();
+        let weight = |i: &Instance<T>| (total - rtt(i)).max(f64::MIN_POSITIVE) * self.warmth(i, now);
+        let sum: f64 = avail().map(|i| weight(i)).sum();
+        let mut r = fastrand::f64() * sum;
+        let mut last = None;
+        for i in avail() {
+            r -= weight(i);
+            last = Some(i);
+            if r <= 0.0 {
+                break;
+            }
+        }
+        last
+    }
+
+    /// The call through `pick` succeeded.
+    pub fn success(&self, pick: Pick<T>) {
+        let now = self.nanos();
+        let i = &pick.instance;
+        self.observe(i, now, now.saturating_sub(pick.start) as f64);
+        i.consecutive_failures.store(0, Ordering::Relaxed);
+        if i.probation.swap(false, Ordering::Relaxed) {
+            let _ = i.ejections.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |e| Some(e.saturating_sub(1)));
+        }
+    }
+
+    /// The call through `pick` failed (connection error, 5xx, timeout): penalise latency, maybe eject.
+    pub fn failure(&self, pick: Pick<T>) {
+        let now = self.nanos();
+        let i = &pick.instance;
+        let rtt = (now.saturating_sub(pick.start) as f64).max(self.config.failure_penalty.as_nanos() as f64);
+        self.observe(i, now, rtt);
+        let n = i.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        let threshold = self.config.outlier.consecutive_failures;
+        // On probation a single failure sends it back out, for longer.
+        if threshold > 0 && (n >= threshold || i.probation.load(Ordering::Relaxed)) {
+            self.try_eject(i, now);
+        }
+    }
+
+    fn observe(&self, i: &Instance<T>, now: u64, rtt: f64) {
+        let last = i.last_sample.swap(now, Ordering::Relaxed);
+        let old = f64::from_bits(i.ewma.load(Ordering::Relaxed));
+        let next = if rtt > old {
+            // Peak: a slower sample replaces the estimate at once.
+            rtt
+        } else {
+            let w = (-(now.saturating_sub(last) as f64) / self.config.decay.as_nanos() as f64).exp();
+            old * w + rtt * (1.0 - w)
+        };
+        i.ewma.store(next.to_bits(), Ordering::Relaxed);
+    }
+
+    fn try_eject(&self, i: &Instance<T>, now: u64) {
+        if i.is_ejected(now) {
+            return;
+        }
+        let snap = self.snapshot.load();
+        let total = snap.all.len();
+        let ejected = snap.all.iter().filter(|x| x.is_ejected(now)).count();
+        let cap = total * self.config.outlier.max_ejection_percent as usize / 100;
+        // Never eject past the cap, and never the last instance standing.
+        if ejected + 1 > cap || ejected + 1 >= total {
+            return;
+        }
+        let times = i.ejections.fetch_add(1, Ordering::Relaxed) + 1;
+        let o = &self.config.outlier;
+        let length = o.base_ejection.saturating_mul(times).min(o.max_ejection).as_nanos() as u64;
+        let until = now + length;
+        i.ejected_until.store(until, Ordering::Relaxed);
+        i.warm_from.store(until, Ordering::Relaxed);
+        i.probation.store(true, Ordering::Relaxed);
+        i.consecutive_failures.store(0, Ordering::Relaxed);
+        tracing::info!(instance = %i.id, ejected_for = ?Duration::from_nanos(length), times, "instance ejected");
+    }
+}

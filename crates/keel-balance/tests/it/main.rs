@@ -1,0 +1,3 @@
+//! Integration tests for keel-balance.
+
+mod balancer;
