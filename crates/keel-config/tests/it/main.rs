@@ -2,5 +2,6 @@
 
 mod environment;
 mod fixture;
+mod python;
 mod render;
 mod support;
