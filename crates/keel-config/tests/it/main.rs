@@ -1,7 +1,9 @@
 //! keel-config integration tests: real git repositories, real sockets, real clients.
 
+mod change;
 mod environment;
 mod fixture;
 mod python;
 mod render;
+mod sse;
 mod support;

@@ -59,7 +59,10 @@ async fn python_config_client_reads_merged_config_with_its_master_label() {
     assert_eq!(got["count"], "5");
     assert_eq!(got["answer"], true);
     assert_eq!(got["owner"], "platform team");
-    assert_eq!(got["servers"], serde_json::json!(["a.example.com", "b.example.com"]));
+    assert_eq!(
+        got["servers"],
+        serde_json::json!(["a.example.com", "b.example.com"])
+    );
     assert_eq!(got["file"], "server_name dev;\n");
     assert_eq!(got["roundtrip"], "héllo wörld");
 

@@ -18,7 +18,10 @@ async fn renderings_match_golden_bodies() {
         ("render_foo_dev_properties", "/foo-dev.properties"),
         ("render_foo_prod_json", "/foo-prod.json"),
         ("render_bar_default_properties", "/bar-default.properties"),
-        ("render_foo_default_unresolved_properties", "/foo-default.properties?resolvePlaceholders=false"),
+        (
+            "render_foo_default_unresolved_properties",
+            "/foo-default.properties?resolvePlaceholders=false",
+        ),
     ] {
         let r = server.get(path).await;
         assert_eq!(r.status, 200, "GET {path}: {}", r.body);
@@ -41,13 +44,18 @@ async fn plain_text_resources_use_profiles_and_placeholders() {
     assert_eq!((r.status, r.body.as_str()), (200, "server_name Foo;\n"));
     let r = server.get("/foo/dev/main/nginx.conf").await;
     assert_eq!((r.status, r.body.as_str()), (200, "server_name dev;\n"));
-    let r = server.get("/foo/default/main/nginx.conf?resolvePlaceholders=false").await;
+    let r = server
+        .get("/foo/default/main/nginx.conf?resolvePlaceholders=false")
+        .await;
     assert_eq!(r.body, fixture::NGINX_CONF);
     let r = server.get("/foo/default/nginx.conf?useDefaultLabel").await;
     assert_eq!((r.status, r.body.as_str()), (200, "server_name Foo;\n"));
     // The Python client asks for master.
     let r = server.get("/foo/default/master/README.md").await;
     assert_eq!((r.status, r.body.as_str()), (200, "not configuration\n"));
-    assert_eq!(server.get("/foo/default/main/missing.txt").await.status, 404);
+    assert_eq!(
+        server.get("/foo/default/main/missing.txt").await.status,
+        404
+    );
     server.stop().await;
 }
