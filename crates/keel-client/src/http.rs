@@ -169,7 +169,12 @@ impl LbClient {
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .build()?;
-        Ok(Self::with_http(discovery, config, http, CommandRegistry::new()))
+        Ok(Self::with_http(
+            discovery,
+            config,
+            http,
+            CommandRegistry::new(),
+        ))
     }
 
     /// With a caller-built reqwest client and a shared command registry (the one the process's
@@ -225,11 +230,7 @@ impl LbClient {
 
     /// Like [`LbClient::send`], answering with `fallback(error)` when the call fails; the
     /// fallback is counted in the service's Hystrix metrics.
-    pub async fn send_or<F, Fut>(
-        &self,
-        request: LbRequest,
-        fallback: F,
-    ) -> http::Response<Bytes>
+    pub async fn send_or<F, Fut>(&self, request: LbRequest, fallback: F) -> http::Response<Bytes>
     where
         F: FnOnce(CallError) -> Fut,
         Fut: Future<Output = http::Response<Bytes>>,
@@ -301,7 +302,10 @@ impl LbClient {
         ));
         let stats = Arc::new(ServiceStats::default());
         let stack = service_stack(ServiceParts {
-            command: self.inner.commands.command(app.as_str(), config.command.clone()),
+            command: self
+                .inner
+                .commands
+                .command(app.as_str(), config.command.clone()),
             budget: budget.clone(),
             backoff: config.backoff,
             balancer: balancer.clone(),

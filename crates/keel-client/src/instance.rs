@@ -53,7 +53,9 @@ impl ServiceInstance {
             vip_address: info.vip_address.clone(),
             metadata: Arc::new(info.metadata.clone()),
             lease: Lease {
-                renewal_interval: Duration::from_secs(info.lease_info.renewal_interval_in_secs.into()),
+                renewal_interval: Duration::from_secs(
+                    info.lease_info.renewal_interval_in_secs.into(),
+                ),
                 duration: Duration::from_secs(info.lease_info.duration_in_secs.into()),
                 registered_at_ms: info.lease_info.registration_timestamp,
             },
@@ -68,7 +70,11 @@ impl ServiceInstance {
     /// `http://host:port`, or `https://host:securePort` when only the secure port is enabled;
     /// `None` when neither port is enabled.
     pub fn base_url(&self) -> Option<String> {
-        let host = if self.host.is_empty() { &self.ip } else { &self.host };
+        let host = if self.host.is_empty() {
+            &self.ip
+        } else {
+            &self.host
+        };
         let host = if host.contains(':') && !host.starts_with('[') {
             format!("[{host}]")
         } else {

@@ -14,8 +14,8 @@ pub mod discovery;
 pub mod http;
 mod instance;
 pub mod management;
-mod registry_url;
 pub mod registration;
+mod registry_url;
 
 pub use discovery::{Discovery, DiscoveryConfig, FixedDiscovery, RegistryDiscovery};
 pub use http::{LbClient, LbClientConfig};

@@ -53,7 +53,9 @@ impl RegistryUrl {
     /// `base` joined with a relative Eureka path such as `apps/ORDER/ID`.
     pub(crate) fn eureka(&self, relative: &str) -> Url {
         // A relative path with no scheme and no leading slash always joins.
-        self.eureka.join(relative).unwrap_or_else(|_| self.eureka.clone())
+        self.eureka
+            .join(relative)
+            .unwrap_or_else(|_| self.eureka.clone())
     }
 
     /// `base` followed by path segments, each percent-encoded (instance ids may hold `:` or `?`).

@@ -1,1 +1,97 @@
-//! Demo service built on the Keel SDK.
+//! demo-callee: answers `GET /hello` with its instance id, and registers itself in the registry.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use keel_client::{InstanceConfig, RegistrationAgent, RegistrationConfig, RegistryUrls};
+use keel_eureka::AppName;
+use keel_server::{Common, HealthRegistry, HttpLimits, HttpMetrics, MetricsRegistry, Shutdown};
+
+/// How to run one callee instance.
+#[derive(Debug, Clone)]
+pub struct CalleeConfig {
+    pub bind: SocketAddr,
+    pub registries: RegistryUrls,
+    pub app: AppName,
+    /// The host other services reach this one at; defaults to the bound IP (127.0.0.1 when
+    /// bound to 0.0.0.0).
+    pub advertise_host: Option<String>,
+    pub renewal_interval: Duration,
+}
+
+/// A running instance: its address, its registration, its server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub instance_id: String,
+    agent: RegistrationAgent,
+    shutdown: Shutdown,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Resolves once registered.
+    pub async fn registered(&self) {
+        self.agent.registered().await;
+    }
+
+    /// Deregisters (DOWN, then cancel), then stops serving after in-flight requests finish.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let deregistered = self.agent.deregister().await;
+        self.shutdown.begin().await;
+        let _ = self.server.await;
+        deregistered.context("deregister")
+    }
+}
+
+/// Binds, starts serving and starts registering.
+pub async fn start(config: CalleeConfig) -> anyhow::Result<Running> {
+    let listener = keel_server::bind("demo-callee", config.bind).await?;
+    let addr = listener.local_addr;
+    let host = config
+        .advertise_host
+        .clone()
+        .unwrap_or_else(|| advertised_ip(addr));
+    let mut instance = InstanceConfig::new(config.app.clone(), &host, addr.port());
+    instance.renewal_interval = config.renewal_interval;
+    let instance_id = instance.instance_id.to_string();
+    let agent = RegistrationAgent::start(RegistrationConfig::new(config.registries, instance))?;
+
+    let mut prometheus = prometheus_client::registry::Registry::default();
+    let common = Common {
+        shutdown: Shutdown::new(keel_server::ShutdownConfig::default()),
+        health: HealthRegistry::new(),
+        http_metrics: HttpMetrics::new(&mut prometheus),
+        metrics: MetricsRegistry::new(prometheus),
+        limits: HttpLimits::default(),
+    };
+    let router = Router::new()
+        .route("/hello", get(hello))
+        .with_state(instance_id.clone());
+    let app = keel_server::app("demo-callee", router, &common);
+    let shutdown = common.shutdown.clone();
+    let server = tokio::spawn(async move { keel_server::serve(listener, app, &common).await });
+    Ok(Running {
+        addr,
+        instance_id,
+        agent,
+        shutdown,
+        server,
+    })
+}
+
+async fn hello(State(id): State<String>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "instance": id, "message": "hello" }))
+}
+
+/// The IP to register when none is given.
+pub fn advertised_ip(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        addr.ip().to_string()
+    }
+}

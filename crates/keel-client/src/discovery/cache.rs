@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
-use keel_eureka::{Applications, AppName, InstanceId, InstanceInfo, StatusCounts};
+use keel_eureka::{AppName, Applications, InstanceId, InstanceInfo, StatusCounts};
 use tokio::sync::watch;
 
 use crate::instance::ServiceInstance;

@@ -3,8 +3,8 @@
 
 use keel_eureka::{AppName, InstanceInfo};
 
-use super::cache::{Cache, Instances, LocalCopy};
 use super::Discovery;
+use super::cache::{Cache, Instances, LocalCopy};
 
 /// A [`Discovery`] whose instances are set with [`FixedDiscovery::set`].
 #[derive(Debug, Default)]

@@ -53,10 +53,13 @@ impl Updater {
         if status != 200 {
             return Err(DiscoveryError::Status { url: name, status });
         }
-        let body = response.bytes().await.map_err(|source| DiscoveryError::Http {
-            url: name.clone(),
-            source,
-        })?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|source| DiscoveryError::Http {
+                url: name.clone(),
+                source,
+            })?;
         decode_applications(Format::Json, &body)
             .map_err(|source| DiscoveryError::Decode { url: name, source })
     }

@@ -106,7 +106,10 @@ mod tests {
             })
         );
         let e = p.next_event().unwrap();
-        assert_eq!((e.event.as_str(), e.id.as_deref(), e.data.as_str()), ("delete", Some("8"), "x"));
+        assert_eq!(
+            (e.event.as_str(), e.id.as_deref(), e.data.as_str()),
+            ("delete", Some("8"), "x")
+        );
         assert_eq!(p.next_event(), None);
         p.push(b"data: plain\n\n");
         let e = p.next_event().unwrap();

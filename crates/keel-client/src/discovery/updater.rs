@@ -84,7 +84,9 @@ impl Updater {
             failures += 1;
             // Try every node once at once; pause only when all of them failed in a row.
             if failures.is_multiple_of(nodes) {
-                let round = u32::try_from(failures / nodes - 1).unwrap_or(u32::MAX).min(16);
+                let round = u32::try_from(failures / nodes - 1)
+                    .unwrap_or(u32::MAX)
+                    .min(16);
                 tokio::time::sleep(backoff.delay(round)).await;
             }
         }

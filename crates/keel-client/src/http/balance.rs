@@ -29,9 +29,12 @@ pub fn specs(instances: &[ServiceInstance]) -> Vec<InstanceSpec<Endpoint>> {
         .iter()
         .filter_map(|i| {
             let base_url = i.base_url()?;
-            let spec = InstanceSpec::new(i.id.as_str(), Endpoint {
-                base_url: base_url.into(),
-            });
+            let spec = InstanceSpec::new(
+                i.id.as_str(),
+                Endpoint {
+                    base_url: base_url.into(),
+                },
+            );
             Some(match &i.zone {
                 Some(z) => spec.zone(z.clone()),
                 None => spec,
@@ -95,7 +98,12 @@ where
     fn call(&mut self, req: LbRequest) -> Self::Future {
         let tried = req.tried.get();
         let tried_refs: Vec<_> = tried.iter().collect();
-        let Some(pick) = self.balancer.pick_excluding(&tried_refs) else {
+        // Another instance if there is one, else a tried one again rather than nothing.
+        let pick = self
+            .balancer
+            .pick_excluding(&tried_refs)
+            .or_else(|| (!tried.is_empty()).then(|| self.balancer.pick()).flatten());
+        let Some(pick) = pick else {
             return Box::pin(std::future::ready(Err(NoInstances(req.app).into())));
         };
         let counter = if tried.is_empty() {

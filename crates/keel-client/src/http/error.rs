@@ -36,7 +36,7 @@ pub enum CallError {
     Status {
         app: AppName,
         instance: String,
-        response: http::Response<Bytes>,
+        response: Box<http::Response<Bytes>>,
     },
     #[error("{app}: {source}")]
     Transport {
@@ -72,7 +72,7 @@ impl CallError {
                 return Self::Status {
                     app,
                     instance,
-                    response,
+                    response: Box::new(response),
                 };
             }
             Err(e) => e,

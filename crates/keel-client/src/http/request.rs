@@ -43,8 +43,7 @@ impl LbRequest {
             p => p.to_owned(),
         };
         // Checked once here so the stack never meets an unusable path.
-        http::uri::PathAndQuery::try_from(path_and_query.as_str())
-            .map_err(|_| bad("bad path"))?;
+        http::uri::PathAndQuery::try_from(path_and_query.as_str()).map_err(|_| bad("bad path"))?;
         Ok(Self {
             safety: Safety::of_method(&method),
             method,
@@ -63,11 +62,17 @@ pub(crate) struct Tried(Arc<Mutex<Vec<InstanceId>>>);
 
 impl Tried {
     pub fn get(&self) -> Vec<InstanceId> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub fn push(&self, id: InstanceId) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).push(id);
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(id);
     }
 }
 
@@ -119,9 +124,22 @@ mod tests {
         assert_eq!(r.app.as_str(), "DEMO-CALLEE");
         assert_eq!(r.path_and_query, "/hello?x=1");
         assert_eq!(r.safety, Safety::Idempotent);
-        assert_eq!(LbRequest::new(Method::GET, "lb://a").unwrap().path_and_query, "/");
-        assert_eq!(LbRequest::new(Method::POST, "lb://a?q").unwrap().path_and_query, "/?q");
-        assert_eq!(LbRequest::new(Method::POST, "lb://a/").unwrap().safety, Safety::Unsafe);
+        assert_eq!(
+            LbRequest::new(Method::GET, "lb://a")
+                .unwrap()
+                .path_and_query,
+            "/"
+        );
+        assert_eq!(
+            LbRequest::new(Method::POST, "lb://a?q")
+                .unwrap()
+                .path_and_query,
+            "/?q"
+        );
+        assert_eq!(
+            LbRequest::new(Method::POST, "lb://a/").unwrap().safety,
+            Safety::Unsafe
+        );
         assert!(LbRequest::new(Method::GET, "http://a/").is_err());
         assert!(LbRequest::new(Method::GET, "lb:///x").is_err());
     }

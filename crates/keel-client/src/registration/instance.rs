@@ -28,8 +28,11 @@ impl InstanceConfig {
     pub fn new(app: AppName, host: &str, port: u16) -> Self {
         // host and port cannot hold '/' or control characters... unless the host does; then
         // fall back to the app name, which is already checked.
-        let instance_id = InstanceId::parse(&format!("{host}:{}:{port}", app.as_str().to_lowercase()))
-            .unwrap_or_else(|_| InstanceId::parse(app.as_str()).unwrap_or_else(|_| unreachable_id()));
+        let instance_id =
+            InstanceId::parse(&format!("{host}:{}:{port}", app.as_str().to_lowercase()))
+                .unwrap_or_else(|_| {
+                    InstanceId::parse(app.as_str()).unwrap_or_else(|_| unreachable_id())
+                });
         Self {
             app,
             instance_id,

@@ -96,7 +96,8 @@ impl Wire {
         let dirty = self.dirty_ms.load(Ordering::Relaxed).to_string();
         let (node, status) = self
             .on_each_node("heartbeat", |url| {
-                let mut target = url.eureka_segments(&["apps", self.app().as_str(), self.id().as_str()]);
+                let mut target =
+                    url.eureka_segments(&["apps", self.app().as_str(), self.id().as_str()]);
                 target
                     .query_pairs_mut()
                     .append_pair("status", "UP")
@@ -119,9 +120,11 @@ impl Wire {
     /// `DELETE apps/{APP}/{ID}`; a 404 means it is already gone, which is the goal.
     pub async fn cancel(&self) -> Result<String, RegistrationError> {
         self.on_each_node("cancel", |url| {
-            let request = self
-                .http
-                .delete(url.eureka_segments(&["apps", self.app().as_str(), self.id().as_str()]));
+            let request = self.http.delete(url.eureka_segments(&[
+                "apps",
+                self.app().as_str(),
+                self.id().as_str(),
+            ]));
             async move { answer(request, &[404]).await }
         })
         .await
@@ -156,7 +159,10 @@ impl Wire {
                     });
                 }
                 Ok(Err(e)) => errors.push(format!("{url}: {e}")),
-                Err(_) => errors.push(format!("{url}: no answer within {:?}", self.config.request_timeout)),
+                Err(_) => errors.push(format!(
+                    "{url}: no answer within {:?}",
+                    self.config.request_timeout
+                )),
             }
             registries.failed(index);
         }

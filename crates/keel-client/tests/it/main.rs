@@ -1,1 +1,8 @@
-//! Integration tests of the SDK against real registries over real sockets.
+//! Integration tests of the SDK over real sockets: against the real keel registry served
+//! in-process, and against a stand-in Java-Eureka-like server where the registry has no watch.
+
+mod discovery_poll;
+mod discovery_watch;
+mod lb;
+mod registration;
+mod support;

@@ -1,0 +1,64 @@
+//! `demo-callee --bind ADDR --registry URL[,URL…]`: one callee instance until SIGTERM.
+
+use std::time::Duration;
+
+use clap::Parser;
+
+/// A demo service that answers `GET /hello` and registers itself.
+#[derive(Debug, Parser)]
+struct Flags {
+    /// Address to listen on (port 0 picks one).
+    #[arg(long, env = "DEMO_BIND", default_value = "127.0.0.1:0")]
+    bind: std::net::SocketAddr,
+    /// Registry URLs, comma-separated (Eureka service URLs or bare origins).
+    #[arg(
+        long,
+        env = "KEEL_REGISTRY",
+        default_value = "http://127.0.0.1:8761/eureka/"
+    )]
+    registry: String,
+    /// Application name to register.
+    #[arg(long, env = "DEMO_APP", default_value = "demo-callee")]
+    app: String,
+    /// Host to advertise (defaults to the bound IP).
+    #[arg(long, env = "DEMO_ADVERTISE_HOST")]
+    advertise_host: Option<String>,
+    /// Heartbeat interval in seconds.
+    #[arg(long, env = "DEMO_RENEWAL_SECS", default_value_t = 30)]
+    renewal_secs: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let flags = Flags::parse();
+    let running = demo_callee::start(demo_callee::CalleeConfig {
+        bind: flags.bind,
+        registries: keel_client::RegistryUrls::parse_list(&flags.registry)?,
+        app: keel_eureka::AppName::parse(&flags.app)?,
+        advertise_host: flags.advertise_host,
+        renewal_interval: Duration::from_secs(flags.renewal_secs),
+    })
+    .await?;
+    wait_for_signal().await;
+    running.shutdown().await
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
