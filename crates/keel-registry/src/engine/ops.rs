@@ -55,6 +55,8 @@ impl Inner {
         let record = self.register_locked(&mut st, info, origin);
         drop(st);
         self.metrics.registrations.inc();
+        let info = record.info();
+        tracing::debug!(app = %info.app, instance = %info.instance_id, status = %info.status, ?origin, "registered");
         if origin == Origin::Client {
             self.notify(|| LocalWrite::Register(record.clone()));
         }
@@ -225,6 +227,7 @@ impl Inner {
         self.remove_locked(&mut st, &lease, origin);
         drop(st);
         self.metrics.cancels.inc();
+        tracing::debug!(app = %app, instance = %id, ?origin, "cancelled");
         if origin == Origin::Client {
             self.notify(|| LocalWrite::Cancel {
                 app: app.clone(),
