@@ -66,12 +66,18 @@ impl<T> Balancer<T> {
     pub fn new(config: BalancerConfig, instances: Vec<InstanceSpec<T>>) -> Self {
         let b = Balancer {
             origin: Instant::now(),
-            snapshot: ArcSwap::from_pointee(Snapshot { all: Vec::new(), local: Vec::new() }),
+            snapshot: ArcSwap::from_pointee(Snapshot {
+                all: Vec::new(),
+                local: Vec::new(),
+            }),
             cursor: AtomicUsize::new(fastrand::usize(..1000)),
             config,
         };
         let default_rtt = b.config.default_rtt.as_nanos() as f64;
-        let all = instances.into_iter().map(|s| Arc::new(Instance::new(s, default_rtt, WARM))).collect();
+        let all = instances
+            .into_iter()
+            .map(|s| Arc::new(Instance::new(s, default_rtt, WARM)))
+            .collect();
         b.install(all);
         b
     }
@@ -83,12 +89,18 @@ impl<T> Balancer<T> {
 
     #[inline]
     fn nanos(&self) -> u64 {
-        Instant::now().saturating_duration_since(self.origin).as_nanos() as u64
+        Instant::now()
+            .saturating_duration_since(self.origin)
+            .as_nanos() as u64
     }
 
     fn install(&self, all: Vec<Arc<Instance<T>>>) {
         let local = match &self.config.local_zone {
-            Some(z) => all.iter().filter(|i| i.zone.as_deref() == Some(z.as_str())).cloned().collect(),
+            Some(z) => all
+                .iter()
+                .filter(|i| i.zone.as_deref() == Some(z.as_str()))
+                .cloned()
+                .collect(),
             None => Vec::new(),
         };
         self.snapshot.store(Arc::new(Snapshot { all, local }));
@@ -132,14 +144,20 @@ impl<T> Balancer<T> {
         };
         let chosen = chosen.or_else(|| self.choose(&snap.all, now, tried))?;
         chosen.pending.fetch_add(1, Ordering::Relaxed);
-        Some(Pick { instance: Arc::clone(chosen), start: now })
+        Some(Pick {
+            instance: Arc::clone(chosen),
+            start: now,
+        })
     }
 
     #[inline]
     fn available(&self, i: &Instance<T>, now: u64, tried: &[&InstanceId]) -> bool {
         !i.is_ejected(now)
             && !i.tripped.load(Ordering::Relaxed)
-            && self.config.max_pending_per_instance.is_none_or(|m| i.pending.load(Ordering::Relaxed) < m)
+            && self
+                .config
+                .max_pending_per_instance
+                .is_none_or(|m| i.pending.load(Ordering::Relaxed) < m)
             && !tried.contains(&&i.id)
     }
 
@@ -149,7 +167,11 @@ impl<T> Balancer<T> {
         let ramp = self.config.slow_start.as_nanos() as u64;
         let from = i.warm_from.load(Ordering::Relaxed);
         let age = now.saturating_sub(from);
-        if from == WARM || ramp == 0 || age >= ramp { 1.0 } else { (age as f64 / ramp as f64).max(0.1) }
+        if from == WARM || ramp == 0 || age >= ramp {
+            1.0
+        } else {
+            (age as f64 / ramp as f64).max(0.1)
+        }
     }
 
     /// Peak-EWMA cost, decayed towards zero while idle so a once-slow instance is retried eventually.
@@ -163,7 +185,12 @@ impl<T> Balancer<T> {
         rtt * f64::from(i.pending.load(Ordering::Relaxed) + 1) / self.warmth(i, now)
     }
 
-    fn choose<'s>(&self, list: &'s [Arc<Instance<T>>], now: u64, tried: &[&InstanceId]) -> Option<&'s Arc<Instance<T>>> {
+    fn choose<'s>(
+        &self,
+        list: &'s [Arc<Instance<T>>],
+        now: u64,
+        tried: &[&InstanceId],
+    ) -> Option<&'s Arc<Instance<T>>> {
         let n = list.len();
         if n == 0 {
             return None;
@@ -180,7 +207,13 @@ impl<T> Balancer<T> {
     }
 
     /// First available from `start`, honouring slow start by letting cold instances pass with probability = warmth.
-    fn scan<'s>(&self, list: &'s [Arc<Instance<T>>], start: usize, now: u64, tried: &[&InstanceId]) -> Option<&'s Arc<Instance<T>>> {
+    fn scan<'s>(
+        &self,
+        list: &'s [Arc<Instance<T>>],
+        start: usize,
+        now: u64,
+        tried: &[&InstanceId],
+    ) -> Option<&'s Arc<Instance<T>>> {
         let n = list.len();
         let mut fallback = None;
         for k in 0..n {
@@ -198,7 +231,12 @@ impl<T> Balancer<T> {
     }
 
     #[inline]
-    fn p2c<'s>(&self, list: &'s [Arc<Instance<T>>], now: u64, tried: &[&InstanceId]) -> Option<&'s Arc<Instance<T>>> {
+    fn p2c<'s>(
+        &self,
+        list: &'s [Arc<Instance<T>>],
+        now: u64,
+        tried: &[&InstanceId],
+    ) -> Option<&'s Arc<Instance<T>>> {
         let n = list.len();
         if n == 1 {
             return self.available(&list[0], now, tried).then(|| &list[0]);
@@ -209,8 +247,15 @@ impl<T> Balancer<T> {
             b += 1;
         }
         let (ia, ib) = (&list[a], &list[b]);
-        match (self.available(ia, now, tried), self.available(ib, now, tried)) {
-            (true, true) => Some(if self.cost(ib, now) < self.cost(ia, now) { ib } else { ia }),
+        match (
+            self.available(ia, now, tried),
+            self.available(ib, now, tried),
+        ) {
+            (true, true) => Some(if self.cost(ib, now) < self.cost(ia, now) {
+                ib
+            } else {
+                ia
+            }),
             (true, false) => Some(ia),
             (false, true) => Some(ib),
             // Both out: look for anyone still in, cheapest first.
@@ -221,11 +266,17 @@ impl<T> Balancer<T> {
         }
     }
 
-    fn weighted<'s>(&self, list: &'s [Arc<Instance<T>>], now: u64, tried: &[&InstanceId]) -> Option<&'s Arc<Instance<T>>> {
+    fn weighted<'s>(
+        &self,
+        list: &'s [Arc<Instance<T>>],
+        now: u64,
+        tried: &[&InstanceId],
+    ) -> Option<&'s Arc<Instance<T>>> {
         let rtt = |i: &Instance<T>| f64::from_bits(i.ewma.load(Ordering::Relaxed));
         let avail = || list.iter().filter(|i| self.available(i, now, tried));
         let total: f64 = avail().map(|i| rtt(i)).sum();
-        let weight = |i: &Instance<T>| (total - rtt(i)).max(f64::MIN_POSITIVE) * self.warmth(i, now);
+        let weight =
+            |i: &Instance<T>| (total - rtt(i)).max(f64::MIN_POSITIVE) * self.warmth(i, now);
         let sum: f64 = avail().map(|i| weight(i)).sum();
         let mut r = fastrand::f64() * sum;
         let mut last = None;
@@ -246,7 +297,11 @@ impl<T> Balancer<T> {
         self.observe(i, now, now.saturating_sub(pick.start) as f64);
         i.consecutive_failures.store(0, Ordering::Relaxed);
         if i.probation.swap(false, Ordering::Relaxed) {
-            let _ = i.ejections.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |e| Some(e.saturating_sub(1)));
+            let _ = i
+                .ejections
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |e| {
+                    Some(e.saturating_sub(1))
+                });
         }
     }
 
@@ -254,7 +309,8 @@ impl<T> Balancer<T> {
     pub fn failure(&self, pick: Pick<T>) {
         let now = self.nanos();
         let i = &pick.instance;
-        let rtt = (now.saturating_sub(pick.start) as f64).max(self.config.failure_penalty.as_nanos() as f64);
+        let rtt = (now.saturating_sub(pick.start) as f64)
+            .max(self.config.failure_penalty.as_nanos() as f64);
         self.observe(i, now, rtt);
         let n = i.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
         let threshold = self.config.outlier.consecutive_failures;
@@ -271,7 +327,8 @@ impl<T> Balancer<T> {
             // Peak: a slower sample replaces the estimate at once.
             rtt
         } else {
-            let w = (-(now.saturating_sub(last) as f64) / self.config.decay.as_nanos() as f64).exp();
+            let w =
+                (-(now.saturating_sub(last) as f64) / self.config.decay.as_nanos() as f64).exp();
             old * w + rtt * (1.0 - w)
         };
         i.ewma.store(next.to_bits(), Ordering::Relaxed);
@@ -291,7 +348,11 @@ impl<T> Balancer<T> {
         }
         let times = i.ejections.fetch_add(1, Ordering::Relaxed) + 1;
         let o = &self.config.outlier;
-        let length = o.base_ejection.saturating_mul(times).min(o.max_ejection).as_nanos() as u64;
+        let length = o
+            .base_ejection
+            .saturating_mul(times)
+            .min(o.max_ejection)
+            .as_nanos() as u64;
         let until = now + length;
         i.ejected_until.store(until, Ordering::Relaxed);
         i.warm_from.store(until, Ordering::Relaxed);

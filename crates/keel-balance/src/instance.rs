@@ -47,7 +47,11 @@ pub struct InstanceSpec<T> {
 impl<T> InstanceSpec<T> {
     /// An instance without a zone.
     pub fn new(id: impl Into<InstanceId>, endpoint: T) -> Self {
-        InstanceSpec { id: id.into(), zone: None, endpoint }
+        InstanceSpec {
+            id: id.into(),
+            zone: None,
+            endpoint,
+        }
     }
 
     /// Sets the zone.

@@ -16,7 +16,12 @@ impl Safety {
     pub fn of_method(method: &http::Method) -> Safety {
         use http::Method;
         match *method {
-            Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE => Safety::Idempotent,
+            Method::GET
+            | Method::HEAD
+            | Method::OPTIONS
+            | Method::PUT
+            | Method::DELETE
+            | Method::TRACE => Safety::Idempotent,
             _ => Safety::Unsafe,
         }
     }
@@ -36,7 +41,9 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_retries_next_instance: 1 }
+        RetryPolicy {
+            max_retries_next_instance: 1,
+        }
     }
 }
 

@@ -24,7 +24,13 @@ pub struct AimdConfig {
 
 impl Default for AimdConfig {
     fn default() -> Self {
-        AimdConfig { initial: 20, min: 20, max: 200, backoff_ratio: 0.9, timeout: Duration::from_secs(5) }
+        AimdConfig {
+            initial: 20,
+            min: 20,
+            max: 200,
+            backoff_ratio: 0.9,
+            timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -78,22 +84,29 @@ impl AdaptiveLimit {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
             return Err(LimitExceeded { limit });
         }
-        Ok(LimitToken { limit: Arc::clone(self), start: self.origin.nanos(), in_flight: n, done: false })
+        Ok(LimitToken {
+            limit: Arc::clone(self),
+            start: self.origin.nanos(),
+            in_flight: n,
+            done: false,
+        })
     }
 
     fn sample(&self, rtt: Duration, in_flight: usize, dropped: bool) {
         let c = &self.config;
-        let _ = self.limit.fetch_update(Ordering::AcqRel, Ordering::Acquire, |limit| {
-            let next = if dropped || rtt > c.timeout {
-                ((limit as f64 * c.backoff_ratio) as usize).max(c.min.max(1))
-            } else if in_flight * 2 >= limit {
-                // Only grow when the limit is actually being used (app-limited otherwise).
-                (limit + 1).min(c.max.max(1))
-            } else {
-                limit
-            };
-            (next != limit).then_some(next)
-        });
+        let _ = self
+            .limit
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |limit| {
+                let next = if dropped || rtt > c.timeout {
+                    ((limit as f64 * c.backoff_ratio) as usize).max(c.min.max(1))
+                } else if in_flight * 2 >= limit {
+                    // Only grow when the limit is actually being used (app-limited otherwise).
+                    (limit + 1).min(c.max.max(1))
+                } else {
+                    limit
+                };
+                (next != limit).then_some(next)
+            });
     }
 }
 

@@ -42,8 +42,19 @@ struct Percentiles {
 
 impl From<&LatencySnapshot> for Percentiles {
     fn from(l: &LatencySnapshot) -> Self {
-        let [p0, p25, p50, p75, p90, p95, p99, p99_5, p100] = l.percentiles_micros.map(|us| us / 1000);
-        Percentiles { p0, p25, p50, p75, p90, p95, p99, p99_5, p100 }
+        let [p0, p25, p50, p75, p90, p95, p99, p99_5, p100] =
+            l.percentiles_micros.map(|us| us / 1000);
+        Percentiles {
+            p0,
+            p25,
+            p50,
+            p75,
+            p90,
+            p95,
+            p99,
+            p99_5,
+            p100,
+        }
     }
 }
 
@@ -166,7 +177,11 @@ pub fn command_json(cmd: &Command, now_ms: u64) -> String {
         propertyValue_circuitBreakerForceOpen: forced_open,
         propertyValue_circuitBreakerForceClosed: forced_closed,
         propertyValue_circuitBreakerEnabled: b.enabled,
-        propertyValue_executionIsolationStrategy: if s.thread_isolated { "THREAD" } else { "SEMAPHORE" },
+        propertyValue_executionIsolationStrategy: if s.thread_isolated {
+            "THREAD"
+        } else {
+            "SEMAPHORE"
+        },
         propertyValue_executionIsolationThreadTimeoutInMilliseconds: timeout_ms,
         propertyValue_executionTimeoutInMilliseconds: timeout_ms,
         // Dropping the future always cancels the work: the closest Hystrix setting is interrupt-on-timeout.
@@ -175,7 +190,8 @@ pub fn command_json(cmd: &Command, now_ms: u64) -> String {
         propertyValue_executionIsolationSemaphoreMaxConcurrentRequests: cmd.bulkhead().max(),
         // Fallbacks are not separately limited; report Hystrix's default so dashboards render.
         propertyValue_fallbackIsolationSemaphoreMaxConcurrentRequests: 10,
-        propertyValue_metricsRollingStatisticalWindowInMilliseconds: b.rolling_window.as_millis() as u64,
+        propertyValue_metricsRollingStatisticalWindowInMilliseconds: b.rolling_window.as_millis()
+            as u64,
         propertyValue_requestCacheEnabled: false,
         propertyValue_requestLogEnabled: false,
         reportingHosts: 1,
@@ -213,9 +229,18 @@ pub fn thread_pool_json(p: &PoolSnapshot, now_ms: u64) -> String {
 /// (Hystrix only knows pools once a thread-isolated command used them).
 pub fn hystrix_payloads(registry: &CommandRegistry) -> Vec<String> {
     let now = registry.wall_clock().now_millis();
-    let mut out: Vec<String> = registry.commands().iter().map(|c| command_json(c, now)).collect();
+    let mut out: Vec<String> = registry
+        .commands()
+        .iter()
+        .map(|c| command_json(c, now))
+        .collect();
     out.extend(
-        registry.pools().iter().map(|p| p.snapshot()).filter(|p| p.task_count > 0).map(|p| thread_pool_json(&p, now)),
+        registry
+            .pools()
+            .iter()
+            .map(|p| p.snapshot())
+            .filter(|p| p.task_count > 0)
+            .map(|p| thread_pool_json(&p, now)),
     );
     out
 }
@@ -236,7 +261,10 @@ pub fn hystrix_sse_chunk(registry: &CommandRegistry) -> Bytes {
 }
 
 /// Endless SSE body for `/hystrix.stream`: one chunk now and one per `interval`. Mount it in any server.
-pub fn hystrix_stream(registry: CommandRegistry, interval: Duration) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
+pub fn hystrix_stream(
+    registry: CommandRegistry,
+    interval: Duration,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     futures_util::stream::unfold((registry, ticker), |(registry, mut ticker)| async move {
@@ -249,7 +277,10 @@ pub fn hystrix_stream(registry: CommandRegistry, interval: Duration) -> impl Str
 /// Response headers Hystrix's servlet sends with the stream.
 pub const HEADERS: [(&str, &str); 3] = [
     ("content-type", "text/event-stream;charset=UTF-8"),
-    ("cache-control", "no-cache, no-store, max-age=0, must-revalidate"),
+    (
+        "cache-control",
+        "no-cache, no-store, max-age=0, must-revalidate",
+    ),
     ("pragma", "no-cache"),
 ];
 
@@ -263,11 +294,26 @@ pub fn hystrix_stream_router(registry: CommandRegistry) -> axum::Router {
         delay: Option<u64>,
     }
 
-    async fn stream(State(reg): State<CommandRegistry>, Query(p): Query<Params>) -> impl IntoResponse {
-        let interval = p.delay.map_or(DEFAULT_INTERVAL, |ms| Duration::from_millis(ms.max(100)));
-        let headers = HEADERS.map(|(k, v)| (http::HeaderName::from_static(k), http::HeaderValue::from_static(v)));
-        (headers, axum::body::Body::from_stream(hystrix_stream(reg, interval)))
+    async fn stream(
+        State(reg): State<CommandRegistry>,
+        Query(p): Query<Params>,
+    ) -> impl IntoResponse {
+        let interval = p
+            .delay
+            .map_or(DEFAULT_INTERVAL, |ms| Duration::from_millis(ms.max(100)));
+        let headers = HEADERS.map(|(k, v)| {
+            (
+                http::HeaderName::from_static(k),
+                http::HeaderValue::from_static(v),
+            )
+        });
+        (
+            headers,
+            axum::body::Body::from_stream(hystrix_stream(reg, interval)),
+        )
     }
 
-    axum::Router::new().route("/hystrix.stream", axum::routing::get(stream)).with_state(registry)
+    axum::Router::new()
+        .route("/hystrix.stream", axum::routing::get(stream))
+        .with_state(registry)
 }

@@ -11,7 +11,7 @@ mod breaker;
 mod retry;
 mod timeout;
 
-pub use adaptive::{AdaptiveLimitLayer, AdaptiveLimitService, AdaptiveFuture};
+pub use adaptive::{AdaptiveFuture, AdaptiveLimitLayer, AdaptiveLimitService};
 pub use admit::{AdmitFuture, BulkheadLayer, BulkheadService, RateLimitLayer, RateLimitService};
 pub use breaker::{BreakerFuture, BreakerLayer, BreakerService, Classify, ErrorsAreFailures};
 pub use retry::BudgetedRetry;

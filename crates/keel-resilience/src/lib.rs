@@ -11,8 +11,8 @@ pub mod command;
 pub mod error;
 pub mod event;
 pub mod histogram;
-pub mod layer;
 pub mod hystrix;
+pub mod layer;
 pub mod metrics;
 pub mod pool;
 mod prometheus;
@@ -20,6 +20,7 @@ pub mod rate_limit;
 pub mod retry;
 pub mod window;
 
+pub use adaptive::{AdaptiveLimit, AimdConfig, LimitToken};
 pub use breaker::{
     BreakerConfig, CircuitBreaker, Health, Permit, SlowCallConfig, State, Transition,
 };
@@ -32,9 +33,8 @@ pub use error::{
     BulkheadFull, LimitExceeded, PoolRejected, RateLimited, ShortCircuited, TaskPanicked, TimedOut,
 };
 pub use event::{Event, Outcome};
-pub use pool::{BlockingPool, PoolConfig, PoolSnapshot, PoolTask};
 pub use metrics::CommandSnapshot;
+pub use pool::{BlockingPool, PoolConfig, PoolSnapshot, PoolTask};
 pub use prometheus::register_metrics;
-pub use adaptive::{AdaptiveLimit, AimdConfig, LimitToken};
 pub use rate_limit::RateLimiter;
 pub use retry::{Backoff, RetryBudget, retry};

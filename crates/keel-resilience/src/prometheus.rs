@@ -11,8 +11,13 @@ use crate::histogram::HYSTRIX_PERCENTILES;
 use crate::metrics::names;
 
 /// Registers a collector for all commands and pools of `commands` (present and future) into `registry`.
-pub fn register_metrics(commands: &CommandRegistry, registry: &mut prometheus_client::registry::Registry) {
-    registry.register_collector(Box::new(CommandCollector { commands: commands.clone() }));
+pub fn register_metrics(
+    commands: &CommandRegistry,
+    registry: &mut prometheus_client::registry::Registry,
+) {
+    registry.register_collector(Box::new(CommandCollector {
+        commands: commands.clone(),
+    }));
 }
 
 #[derive(Debug)]
@@ -35,8 +40,15 @@ fn gauge<'a>(
 
 impl Collector for CommandCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let snaps: Vec<_> = self.commands.commands().iter().map(|c| c.snapshot()).collect();
-        let cmd = |s: &crate::metrics::CommandSnapshot| vec![("command", s.key.clone()), ("group", s.group.clone())];
+        let snaps: Vec<_> = self
+            .commands
+            .commands()
+            .iter()
+            .map(|c| c.snapshot())
+            .collect();
+        let cmd = |s: &crate::metrics::CommandSnapshot| {
+            vec![("command", s.key.clone()), ("group", s.group.clone())]
+        };
         gauge(
             &mut enc,
             names::COMMAND_ROLLING_EVENTS,
@@ -59,7 +71,9 @@ impl Collector for CommandCollector {
             &mut enc,
             names::COMMAND_ERROR_PERCENTAGE,
             "Error percentage over the breaker window",
-            snaps.iter().map(|s| (cmd(s), s.health.error_percentage() as f64)),
+            snaps
+                .iter()
+                .map(|s| (cmd(s), s.health.error_percentage() as f64)),
         )?;
         gauge(
             &mut enc,
@@ -68,27 +82,51 @@ impl Collector for CommandCollector {
             snaps.iter().map(|s| (cmd(s), s.concurrent as f64)),
         )?;
         for (name, help, pick) in [
-            (names::COMMAND_LATENCY_EXECUTE, "Execution latency percentiles over the rolling window", true),
-            (names::COMMAND_LATENCY_TOTAL, "Total latency percentiles over the rolling window", false),
+            (
+                names::COMMAND_LATENCY_EXECUTE,
+                "Execution latency percentiles over the rolling window",
+                true,
+            ),
+            (
+                names::COMMAND_LATENCY_TOTAL,
+                "Total latency percentiles over the rolling window",
+                false,
+            ),
         ] {
             gauge(
                 &mut enc,
                 name,
                 help,
                 snaps.iter().flat_map(|s| {
-                    let lat = if pick { &s.latency_execute } else { &s.latency_total };
-                    HYSTRIX_PERCENTILES.iter().zip(lat.percentiles_micros).map(move |((_, p), v)| {
-                        let mut l = cmd(s);
-                        l.push(("quantile", format!("{}", p / 100.0)));
-                        (l, v as f64 / 1e6)
-                    })
+                    let lat = if pick {
+                        &s.latency_execute
+                    } else {
+                        &s.latency_total
+                    };
+                    HYSTRIX_PERCENTILES.iter().zip(lat.percentiles_micros).map(
+                        move |((_, p), v)| {
+                            let mut l = cmd(s);
+                            l.push(("quantile", format!("{}", p / 100.0)));
+                            (l, v as f64 / 1e6)
+                        },
+                    )
                 }),
             )?;
         }
         let pools: Vec<_> = self.commands.pools().iter().map(|p| p.snapshot()).collect();
         let pool = |name: &str| vec![("pool", name.to_owned())];
-        gauge(&mut enc, names::POOL_ACTIVE, "Pool tasks running", pools.iter().map(|p| (pool(&p.name), p.active as f64)))?;
-        gauge(&mut enc, names::POOL_QUEUED, "Pool tasks queued", pools.iter().map(|p| (pool(&p.name), p.queue_size as f64)))?;
+        gauge(
+            &mut enc,
+            names::POOL_ACTIVE,
+            "Pool tasks running",
+            pools.iter().map(|p| (pool(&p.name), p.active as f64)),
+        )?;
+        gauge(
+            &mut enc,
+            names::POOL_QUEUED,
+            "Pool tasks queued",
+            pools.iter().map(|p| (pool(&p.name), p.queue_size as f64)),
+        )?;
         gauge(
             &mut enc,
             names::POOL_COMPLETED,
@@ -99,7 +137,9 @@ impl Collector for CommandCollector {
             &mut enc,
             names::POOL_ROLLING_REJECTED,
             "Pool rejections over the rolling window",
-            pools.iter().map(|p| (pool(&p.name), p.rolling_rejected as f64)),
+            pools
+                .iter()
+                .map(|p| (pool(&p.name), p.rolling_rejected as f64)),
         )?;
         Ok(())
     }

@@ -41,9 +41,16 @@ impl RateLimiter {
         loop {
             let start = tat.max(now);
             if start - now > self.tolerance {
-                return Err(RateLimited { retry_after: Duration::from_nanos(start - now - self.tolerance) });
+                return Err(RateLimited {
+                    retry_after: Duration::from_nanos(start - now - self.tolerance),
+                });
             }
-            match self.tat.compare_exchange_weak(tat, start + self.emission, Ordering::AcqRel, Ordering::Acquire) {
+            match self.tat.compare_exchange_weak(
+                tat,
+                start + self.emission,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => return Ok(()),
                 Err(seen) => tat = seen,
             }

@@ -19,14 +19,21 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff { base: Duration::from_millis(25), max: Duration::from_secs(1), max_retries: 2 }
+        Backoff {
+            base: Duration::from_millis(25),
+            max: Duration::from_secs(1),
+            max_retries: 2,
+        }
     }
 }
 
 impl Backoff {
     /// The sleep before retry number `retry` (0-based).
     pub fn delay(&self, retry: u32) -> Duration {
-        let ceiling = self.base.saturating_mul(1u32.checked_shl(retry).unwrap_or(u32::MAX)).min(self.max);
+        let ceiling = self
+            .base
+            .saturating_mul(1u32.checked_shl(retry).unwrap_or(u32::MAX))
+            .min(self.max);
         let nanos = ceiling.as_nanos().min(u128::from(u64::MAX)) as u64;
         Duration::from_nanos(fastrand::u64(0..=nanos))
     }

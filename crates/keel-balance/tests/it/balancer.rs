@@ -7,7 +7,9 @@ use keel_balance::{Balancer, BalancerConfig, InstanceSpec, RetryPolicy, Safety, 
 use tokio::time::advance;
 
 fn specs(n: usize) -> Vec<InstanceSpec<usize>> {
-    (0..n).map(|i| InstanceSpec::new(format!("i{i}"), i)).collect()
+    (0..n)
+        .map(|i| InstanceSpec::new(format!("i{i}"), i))
+        .collect()
 }
 
 fn tally(b: &Balancer<usize>, picks: usize) -> HashMap<usize, usize> {
@@ -27,7 +29,13 @@ async fn serve(b: &Balancer<usize>, latency: impl Fn(usize) -> u64) {
 
 #[tokio::test(start_paused = true)]
 async fn round_robin_visits_everyone_in_turn() {
-    let b = Balancer::new(BalancerConfig { strategy: Strategy::RoundRobin, ..Default::default() }, specs(4));
+    let b = Balancer::new(
+        BalancerConfig {
+            strategy: Strategy::RoundRobin,
+            ..Default::default()
+        },
+        specs(4),
+    );
     let seq: Vec<usize> = (0..8).map(|_| *b.pick().unwrap().endpoint()).collect();
     for w in seq.windows(2) {
         assert_eq!((w[0] + 1) % 4, w[1], "{seq:?}");
@@ -37,7 +45,13 @@ async fn round_robin_visits_everyone_in_turn() {
 #[tokio::test(start_paused = true)]
 async fn random_and_weighted_spread_over_all() {
     for strategy in [Strategy::Random, Strategy::WeightedResponseTime] {
-        let b = Balancer::new(BalancerConfig { strategy, ..Default::default() }, specs(3));
+        let b = Balancer::new(
+            BalancerConfig {
+                strategy,
+                ..Default::default()
+            },
+            specs(3),
+        );
         let t = tally(&b, 600);
         assert_eq!(t.len(), 3, "{strategy:?}: {t:?}");
     }
@@ -45,7 +59,13 @@ async fn random_and_weighted_spread_over_all() {
 
 #[tokio::test(start_paused = true)]
 async fn weighted_response_time_favours_fast_instances() {
-    let b = Balancer::new(BalancerConfig { strategy: Strategy::WeightedResponseTime, ..Default::default() }, specs(3));
+    let b = Balancer::new(
+        BalancerConfig {
+            strategy: Strategy::WeightedResponseTime,
+            ..Default::default()
+        },
+        specs(3),
+    );
     for _ in 0..300 {
         serve(&b, |e| if e == 0 { 200 } else { 5 }).await;
     }
@@ -75,7 +95,13 @@ async fn p2c_weighs_in_flight_requests() {
 #[tokio::test(start_paused = true)]
 async fn consecutive_failures_eject_then_probation_then_longer_ejection() {
     // Round robin so the failing instance keeps being chosen; P2C would already avoid it after one failure.
-    let b = Balancer::new(BalancerConfig { strategy: Strategy::RoundRobin, ..Default::default() }, specs(4));
+    let b = Balancer::new(
+        BalancerConfig {
+            strategy: Strategy::RoundRobin,
+            ..Default::default()
+        },
+        specs(4),
+    );
     let target = b.instances()[0].clone();
     let fail_target = |b: &Balancer<usize>| loop {
         let p = b.pick().unwrap();
@@ -102,7 +128,10 @@ async fn consecutive_failures_eject_then_probation_then_longer_ejection() {
     b.failure(p);
     assert_eq!(target.ejections(), 2);
     advance(Duration::from_secs(59)).await;
-    assert!(!tally(&b, 500).contains_key(&0), "second ejection lasts 60 s");
+    assert!(
+        !tally(&b, 500).contains_key(&0),
+        "second ejection lasts 60 s"
+    );
     advance(Duration::from_secs(1)).await;
     let p = loop {
         let p = b.pick().unwrap();
@@ -111,12 +140,22 @@ async fn consecutive_failures_eject_then_probation_then_longer_ejection() {
         }
     };
     b.success(p);
-    assert_eq!(target.ejections(), 1, "a good probation call decays the multiplier");
+    assert_eq!(
+        target.ejections(),
+        1,
+        "a good probation call decays the multiplier"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn ejection_is_capped_and_never_empties_the_list() {
-    let b = Balancer::new(BalancerConfig { strategy: Strategy::RoundRobin, ..Default::default() }, specs(2));
+    let b = Balancer::new(
+        BalancerConfig {
+            strategy: Strategy::RoundRobin,
+            ..Default::default()
+        },
+        specs(2),
+    );
     for _ in 0..40 {
         let p = b.pick().unwrap();
         b.failure(p);
@@ -130,13 +169,20 @@ async fn ejection_is_capped_and_never_empties_the_list() {
         let p = single.pick().unwrap();
         single.failure(p);
     }
-    assert!(single.pick().is_some(), "the last instance is never ejected");
+    assert!(
+        single.pick().is_some(),
+        "the last instance is never ejected"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn availability_filter_skips_tripped_and_saturated() {
     let b = Balancer::new(
-        BalancerConfig { strategy: Strategy::RoundRobin, max_pending_per_instance: Some(1), ..Default::default() },
+        BalancerConfig {
+            strategy: Strategy::RoundRobin,
+            max_pending_per_instance: Some(1),
+            ..Default::default()
+        },
         specs(3),
     );
     b.instances()[1].set_tripped(true);
@@ -154,7 +200,13 @@ async fn zone_preference_with_fallback() {
         InstanceSpec::new("b", 1).zone("eu-1b"),
         InstanceSpec::new("c", 2).zone("eu-1b"),
     ];
-    let b = Balancer::new(BalancerConfig { local_zone: Some("eu-1a".into()), ..Default::default() }, list);
+    let b = Balancer::new(
+        BalancerConfig {
+            local_zone: Some("eu-1a".into()),
+            ..Default::default()
+        },
+        list,
+    );
     assert_eq!(tally(&b, 50).keys().copied().collect::<Vec<_>>(), vec![0]);
     b.instances()[0].set_tripped(true);
     let t = tally(&b, 100);
@@ -187,11 +239,21 @@ async fn new_instances_slow_start_and_stats_survive_updates() {
     }
     let before = b.instances()[0].clone();
     b.update(specs(4));
-    assert!(std::sync::Arc::ptr_eq(&before, &b.instances()[0]), "known ids keep their stats");
-    assert_eq!(tally(&b, 300).get(&3), None, "a brand-new instance gets no traffic against warm peers at first");
+    assert!(
+        std::sync::Arc::ptr_eq(&before, &b.instances()[0]),
+        "known ids keep their stats"
+    );
+    assert_eq!(
+        tally(&b, 300).get(&3),
+        None,
+        "a brand-new instance gets no traffic against warm peers at first"
+    );
     advance(Duration::from_secs(30)).await;
     for _ in 0..30 {
         serve(&b, |_| 30).await;
     }
-    assert!(tally(&b, 300).get(&3).copied().unwrap_or(0) > 0, "after the ramp it takes traffic");
+    assert!(
+        tally(&b, 300).get(&3).copied().unwrap_or(0) > 0,
+        "after the ramp it takes traffic"
+    );
 }

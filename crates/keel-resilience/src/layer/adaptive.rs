@@ -28,7 +28,10 @@ impl<S> Layer<S> for AdaptiveLimitLayer {
     type Service = AdaptiveLimitService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AdaptiveLimitService { inner, limit: Arc::clone(&self.limit) }
+        AdaptiveLimitService {
+            inner,
+            limit: Arc::clone(&self.limit),
+        }
     }
 }
 
@@ -67,9 +70,9 @@ where
                 }
                 Poll::Ready(r.map_err(Into::into))
             }
-            AdaptiveProj::Rejected { err } => {
-                Poll::Ready(Err(err.take().unwrap_or_else(|| "adaptive future polled after completion".into())))
-            }
+            AdaptiveProj::Rejected { err } => Poll::Ready(Err(err
+                .take()
+                .unwrap_or_else(|| "adaptive future polled after completion".into()))),
         }
     }
 }
@@ -88,8 +91,13 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         match self.limit.try_acquire() {
-            Ok(token) => AdaptiveFuture::Running { fut: self.inner.call(req), token: Some(token) },
-            Err(e) => AdaptiveFuture::Rejected { err: Some(Box::new(e)) },
+            Ok(token) => AdaptiveFuture::Running {
+                fut: self.inner.call(req),
+                token: Some(token),
+            },
+            Err(e) => AdaptiveFuture::Rejected {
+                err: Some(Box::new(e)),
+            },
         }
     }
 }

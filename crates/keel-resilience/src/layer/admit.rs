@@ -35,9 +35,9 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
             AdmitProj::Running { fut, .. } => fut.poll(cx).map_err(Into::into),
-            AdmitProj::Rejected { err } => {
-                Poll::Ready(Err(err.take().unwrap_or_else(|| "admission future polled after completion".into())))
-            }
+            AdmitProj::Rejected { err } => Poll::Ready(Err(err
+                .take()
+                .unwrap_or_else(|| "admission future polled after completion".into()))),
         }
     }
 }
@@ -59,7 +59,10 @@ impl<S> Layer<S> for BulkheadLayer {
     type Service = BulkheadService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        BulkheadService { inner, bulkhead: Arc::clone(&self.bulkhead) }
+        BulkheadService {
+            inner,
+            bulkhead: Arc::clone(&self.bulkhead),
+        }
     }
 }
 
@@ -85,8 +88,13 @@ where
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         match self.bulkhead.try_acquire_owned() {
-            Ok(permit) => AdmitFuture::Running { fut: self.inner.call(req), permit },
-            Err(e) => AdmitFuture::Rejected { err: Some(Box::new(e)) },
+            Ok(permit) => AdmitFuture::Running {
+                fut: self.inner.call(req),
+                permit,
+            },
+            Err(e) => AdmitFuture::Rejected {
+                err: Some(Box::new(e)),
+            },
         }
     }
 }
@@ -108,7 +116,10 @@ impl<S> Layer<S> for RateLimitLayer {
     type Service = RateLimitService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RateLimitService { inner, limiter: Arc::clone(&self.limiter) }
+        RateLimitService {
+            inner,
+            limiter: Arc::clone(&self.limiter),
+        }
     }
 }
 
@@ -134,8 +145,13 @@ where
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         match self.limiter.try_acquire() {
-            Ok(()) => AdmitFuture::Running { fut: self.inner.call(req), permit: () },
-            Err(e) => AdmitFuture::Rejected { err: Some(Box::new(e)) },
+            Ok(()) => AdmitFuture::Running {
+                fut: self.inner.call(req),
+                permit: (),
+            },
+            Err(e) => AdmitFuture::Rejected {
+                err: Some(Box::new(e)),
+            },
         }
     }
 }

@@ -11,7 +11,9 @@ use tower::{Layer, Service};
 
 use super::BoxError;
 use crate::breaker::{CircuitBreaker, Permit};
-use crate::error::{BulkheadFull, LimitExceeded, PoolRejected, RateLimited, ShortCircuited, TimedOut};
+use crate::error::{
+    BulkheadFull, LimitExceeded, PoolRejected, RateLimited, ShortCircuited, TimedOut,
+};
 use crate::event::Outcome;
 
 /// Maps a call's result to a breaker [`Outcome`] (e.g. HTTP 5xx = failure, 4xx = bad request).
@@ -68,14 +70,20 @@ pub struct BreakerLayer<C = ErrorsAreFailures> {
 impl BreakerLayer {
     /// A layer using the default classifier.
     pub fn new(breaker: Arc<CircuitBreaker>) -> Self {
-        BreakerLayer { breaker, classify: ErrorsAreFailures }
+        BreakerLayer {
+            breaker,
+            classify: ErrorsAreFailures,
+        }
     }
 }
 
 impl<C> BreakerLayer<C> {
     /// Replaces the classifier.
     pub fn classify<C2>(self, classify: C2) -> BreakerLayer<C2> {
-        BreakerLayer { breaker: self.breaker, classify }
+        BreakerLayer {
+            breaker: self.breaker,
+            classify,
+        }
     }
 }
 
@@ -83,7 +91,11 @@ impl<S, C: Clone> Layer<S> for BreakerLayer<C> {
     type Service = BreakerService<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        BreakerService { inner, breaker: Arc::clone(&self.breaker), classify: self.classify.clone() }
+        BreakerService {
+            inner,
+            breaker: Arc::clone(&self.breaker),
+            classify: self.classify.clone(),
+        }
     }
 }
 
@@ -140,14 +152,20 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
-            BreakerProj::Running { fut, guard, classify } => {
+            BreakerProj::Running {
+                fut,
+                guard,
+                classify,
+            } => {
                 let result = ready!(fut.poll(cx));
                 if let Some(p) = guard.permit.take() {
                     guard.breaker.record(p, classify.classify(&result));
                 }
                 Poll::Ready(result.map_err(Into::into))
             }
-            BreakerProj::Rejected { err } => Poll::Ready(Err(Box::new(err.take().unwrap_or(ShortCircuited)))),
+            BreakerProj::Rejected { err } => {
+                Poll::Ready(Err(Box::new(err.take().unwrap_or(ShortCircuited))))
+            }
         }
     }
 }
@@ -171,7 +189,10 @@ where
         match self.breaker.try_acquire() {
             Ok(permit) => BreakerFuture::Running {
                 fut: self.inner.call(req),
-                guard: Guard { breaker: Arc::clone(&self.breaker), permit: Some(permit) },
+                guard: Guard {
+                    breaker: Arc::clone(&self.breaker),
+                    permit: Some(permit),
+                },
                 classify: self.classify.clone(),
             },
             Err(e) => BreakerFuture::Rejected { err: Some(e) },

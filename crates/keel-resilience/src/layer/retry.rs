@@ -19,7 +19,12 @@ pub struct BudgetedRetry<F> {
 impl<F> BudgetedRetry<F> {
     /// A policy sharing `budget`.
     pub fn new(budget: Arc<RetryBudget>, backoff: Backoff, retryable: F) -> Self {
-        BudgetedRetry { budget, backoff, attempt: 0, retryable }
+        BudgetedRetry {
+            budget,
+            backoff,
+            attempt: 0,
+            retryable,
+        }
     }
 }
 
@@ -30,7 +35,10 @@ where
     type Future = tokio::time::Sleep;
 
     fn retry(&mut self, req: &mut Req, result: &mut Result<Res, E>) -> Option<Self::Future> {
-        if self.attempt >= self.backoff.max_retries || !(self.retryable)(req, result) || !self.budget.try_withdraw() {
+        if self.attempt >= self.backoff.max_retries
+            || !(self.retryable)(req, result)
+            || !self.budget.try_withdraw()
+        {
             return None;
         }
         let delay = self.backoff.delay(self.attempt);

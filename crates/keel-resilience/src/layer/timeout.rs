@@ -28,7 +28,10 @@ impl<S> Layer<S> for TimeoutLayer {
     type Service = TimeoutService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        TimeoutService { inner, limit: self.limit }
+        TimeoutService {
+            inner,
+            limit: self.limit,
+        }
     }
 }
 
@@ -81,6 +84,9 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        TimeoutFuture { fut: tokio::time::timeout(self.limit, self.inner.call(req)), limit: self.limit }
+        TimeoutFuture {
+            fut: tokio::time::timeout(self.limit, self.inner.call(req)),
+            limit: self.limit,
+        }
     }
 }

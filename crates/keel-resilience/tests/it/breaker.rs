@@ -23,7 +23,11 @@ async fn trips_on_exactly_the_twentieth_failing_call() {
     let mut rx = b.subscribe();
     for i in 1..20 {
         call(&b, Outcome::Failure);
-        assert_eq!(b.state(), State::Closed, "below volume threshold after {i} calls");
+        assert_eq!(
+            b.state(),
+            State::Closed,
+            "below volume threshold after {i} calls"
+        );
     }
     call(&b, Outcome::Failure);
     assert_eq!(b.state(), State::Open);
@@ -113,10 +117,20 @@ async fn half_open_failure_reopens_for_a_full_sleep_window() {
     assert_eq!(b.state(), State::Open);
     assert_eq!(next(&mut rx), (State::HalfOpen, State::Open));
     advance(Duration::from_millis(4_999)).await;
-    assert!(b.try_acquire().is_err(), "sleep window restarts at the failed trial");
+    assert!(
+        b.try_acquire().is_err(),
+        "sleep window restarts at the failed trial"
+    );
     advance(Duration::from_millis(1)).await;
     assert!(b.try_acquire().unwrap().is_trial());
-    assert!(matches!(rx.try_recv(), Ok(Transition { from: State::Open, to: State::HalfOpen, .. })));
+    assert!(matches!(
+        rx.try_recv(),
+        Ok(Transition {
+            from: State::Open,
+            to: State::HalfOpen,
+            ..
+        })
+    ));
 }
 
 #[tokio::test(start_paused = true)]
@@ -157,7 +171,10 @@ async fn failures_age_out_of_the_rolling_window() {
 
 #[tokio::test(start_paused = true)]
 async fn forced_states() {
-    let b = CircuitBreaker::new(BreakerConfig { force_closed: true, ..Default::default() });
+    let b = CircuitBreaker::new(BreakerConfig {
+        force_closed: true,
+        ..Default::default()
+    });
     for _ in 0..100 {
         call(&b, Outcome::Failure);
     }
@@ -176,7 +193,10 @@ async fn forced_states() {
 #[tokio::test(start_paused = true)]
 async fn slow_calls_trip_when_configured() {
     let b = CircuitBreaker::new(BreakerConfig {
-        slow_call: Some(SlowCallConfig { duration: Duration::from_millis(100), rate_threshold_percentage: 50 }),
+        slow_call: Some(SlowCallConfig {
+            duration: Duration::from_millis(100),
+            rate_threshold_percentage: 50,
+        }),
         ..Default::default()
     });
     for i in 0..20 {
@@ -211,7 +231,10 @@ async fn count_window_judges_the_last_n_calls() {
 
 #[tokio::test(start_paused = true)]
 async fn disabled_breaker_always_admits() {
-    let b = CircuitBreaker::new(BreakerConfig { enabled: false, ..Default::default() });
+    let b = CircuitBreaker::new(BreakerConfig {
+        enabled: false,
+        ..Default::default()
+    });
     for _ in 0..100 {
         call(&b, Outcome::Failure);
     }

@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use keel_resilience::{
-    BreakerConfig, Cause, CauseKind, CommandConfig, CommandError, CommandRegistry, Event, PoolConfig, State,
+    BreakerConfig, Cause, CauseKind, CommandConfig, CommandError, CommandRegistry, Event,
+    PoolConfig, State,
 };
 
 #[derive(Debug, PartialEq)]
@@ -49,15 +50,35 @@ async fn success_and_fallback_on_failure() {
         .unwrap();
     assert_eq!(v, 0);
     let c = counts(&reg, "GetUser");
-    assert_eq!((c[Event::Success.index()], c[Event::Failure.index()], c[Event::FallbackSuccess.index()]), (1, 1, 1));
+    assert_eq!(
+        (
+            c[Event::Success.index()],
+            c[Event::Failure.index()],
+            c[Event::FallbackSuccess.index()]
+        ),
+        (1, 1, 1)
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn failure_without_fallback_reaches_the_caller() {
     let cmd = CommandRegistry::new().command("c", CommandConfig::default());
-    let e = cmd.call(async { Err::<u32, _>(Err::Down) }).queue().await.unwrap_err();
-    assert!(matches!(e, CommandError::Failed { cause: Cause::Failure(Err::Down), .. }));
-    assert_eq!(cmd.breaker().rolling_counts()[Event::FallbackMissing.index()], 1);
+    let e = cmd
+        .call(async { Err::<u32, _>(Err::Down) })
+        .queue()
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        e,
+        CommandError::Failed {
+            cause: Cause::Failure(Err::Down),
+            ..
+        }
+    ));
+    assert_eq!(
+        cmd.breaker().rolling_counts()[Event::FallbackMissing.index()],
+        1
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -103,8 +124,14 @@ async fn timeout_cancels_the_work_and_falls_back() {
         .await
         .unwrap();
     assert_eq!(v, 99);
-    assert!(dropped.load(Ordering::SeqCst), "the timed-out future was dropped");
-    assert!(!finished.load(Ordering::SeqCst), "and never ran to completion");
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the timed-out future was dropped"
+    );
+    assert!(
+        !finished.load(Ordering::SeqCst),
+        "and never ran to completion"
+    );
     assert_eq!(cmd.bulkhead().in_flight(), 0, "its permit was freed");
     assert_eq!(cmd.breaker().rolling_counts()[Event::Timeout.index()], 1);
 }
@@ -131,21 +158,40 @@ async fn open_breaker_short_circuits_to_fallback_then_recovers() {
         .queue()
         .await
         .unwrap();
-    assert_eq!((v, ran.load(Ordering::SeqCst)), (2, 0), "run is not attempted while open");
+    assert_eq!(
+        (v, ran.load(Ordering::SeqCst)),
+        (2, 0),
+        "run is not attempted while open"
+    );
     tokio::time::advance(Duration::from_secs(5)).await;
-    assert_eq!(cmd.call(async { Ok::<u32, Err>(3) }).queue().await.unwrap(), 3);
+    assert_eq!(
+        cmd.call(async { Ok::<u32, Err>(3) }).queue().await.unwrap(),
+        3
+    );
     assert_eq!(cmd.breaker().state(), State::Closed);
-    let seen: Vec<_> = std::iter::from_fn(|| events.try_recv().ok()).map(|t| (t.from, t.to)).collect();
+    let seen: Vec<_> = std::iter::from_fn(|| events.try_recv().ok())
+        .map(|t| (t.from, t.to))
+        .collect();
     assert_eq!(
         seen,
-        vec![(State::Closed, State::Open), (State::Open, State::HalfOpen), (State::HalfOpen, State::Closed)]
+        vec![
+            (State::Closed, State::Open),
+            (State::Open, State::HalfOpen),
+            (State::HalfOpen, State::Closed)
+        ]
     );
 }
 
 #[tokio::test(start_paused = true)]
 async fn semaphore_rejection_falls_back_and_dropping_frees_the_permit() {
-    let cmd = CommandRegistry::new()
-        .command("sem", CommandConfig { max_concurrent_requests: 1, timeout: None, ..Default::default() });
+    let cmd = CommandRegistry::new().command(
+        "sem",
+        CommandConfig {
+            max_concurrent_requests: 1,
+            timeout: None,
+            ..Default::default()
+        },
+    );
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let c2 = cmd.clone();
     let holder = tokio::spawn(async move {
@@ -159,7 +205,11 @@ async fn semaphore_rejection_falls_back_and_dropping_frees_the_permit() {
     while cmd.bulkhead().in_flight() == 0 {
         tokio::task::yield_now().await;
     }
-    let e = cmd.call(async { Ok::<u32, Err>(2) }).queue().await.unwrap_err();
+    let e = cmd
+        .call(async { Ok::<u32, Err>(2) })
+        .queue()
+        .await
+        .unwrap_err();
     assert_eq!(e.cause_kind(), Some(CauseKind::SemaphoreRejected));
     let v = cmd
         .call(async { Ok::<u32, Err>(2) })
@@ -174,15 +224,29 @@ async fn semaphore_rejection_falls_back_and_dropping_frees_the_permit() {
     holder.abort();
     let _ = holder.await;
     drop(tx);
-    assert_eq!(cmd.bulkhead().in_flight(), 0, "aborting the holder freed its permit");
-    assert_eq!(cmd.call(async { Ok::<u32, Err>(4) }).queue().await.unwrap(), 4);
-    assert_eq!(cmd.breaker().rolling_counts()[Event::SemaphoreRejected.index()], 2);
+    assert_eq!(
+        cmd.bulkhead().in_flight(),
+        0,
+        "aborting the holder freed its permit"
+    );
+    assert_eq!(
+        cmd.call(async { Ok::<u32, Err>(4) }).queue().await.unwrap(),
+        4
+    );
+    assert_eq!(
+        cmd.breaker().rolling_counts()[Event::SemaphoreRejected.index()],
+        2
+    );
 }
 
 #[tokio::test]
 async fn pool_rejection_and_blocking_run() {
     let config = CommandConfig {
-        pool: PoolConfig { core_size: 1, max_queue_size: None, ..Default::default() },
+        pool: PoolConfig {
+            core_size: 1,
+            max_queue_size: None,
+            ..Default::default()
+        },
         timeout: None,
         ..Default::default()
     };
@@ -199,7 +263,10 @@ async fn pool_rejection_and_blocking_run() {
     });
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while cmd.pool().snapshot().active == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "pool task never started");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "pool task never started"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let v = cmd
@@ -214,7 +281,13 @@ async fn pool_rejection_and_blocking_run() {
     assert_eq!(v, 5);
     tx.send(()).unwrap();
     assert_eq!(busy.await.unwrap().unwrap(), 1);
-    assert_eq!(cmd.call_blocking(|| Ok::<u32, Err>(6)).queue().await.unwrap(), 6);
+    assert_eq!(
+        cmd.call_blocking(|| Ok::<u32, Err>(6))
+            .queue()
+            .await
+            .unwrap(),
+        6
+    );
     let snap = cmd.pool().snapshot();
     assert_eq!((snap.rolling_rejected, snap.completed), (1, 2));
     assert!(cmd.uses_pool());
@@ -223,7 +296,11 @@ async fn pool_rejection_and_blocking_run() {
 #[tokio::test]
 async fn blocking_panic_becomes_a_failure() {
     let cmd = CommandRegistry::new().command("p", CommandConfig::default());
-    let e = cmd.call_blocking(|| -> Result<u32, Err> { panic!("boom") }).queue().await.unwrap_err();
+    let e = cmd
+        .call_blocking(|| -> Result<u32, Err> { panic!("boom") })
+        .queue()
+        .await
+        .unwrap_err();
     assert_eq!(e.cause_kind(), Some(CauseKind::Panicked));
 }
 
@@ -231,7 +308,16 @@ async fn blocking_panic_becomes_a_failure() {
 async fn same_key_shares_breaker_and_metrics() {
     let reg = CommandRegistry::new();
     let a = reg.command("shared", CommandConfig::default());
-    let b = reg.command("shared", CommandConfig { breaker: BreakerConfig { force_open: true, ..Default::default() }, ..Default::default() });
+    let b = reg.command(
+        "shared",
+        CommandConfig {
+            breaker: BreakerConfig {
+                force_open: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
     for _ in 0..20 {
         let _ = a.call(async { Err::<u32, _>(Err::Down) }).queue().await;
     }
@@ -244,7 +330,13 @@ async fn same_key_shares_breaker_and_metrics() {
 #[test]
 fn execute_blocks_outside_async() {
     let reg = CommandRegistry::new();
-    let cmd = reg.command("sync", CommandConfig { timeout: Some(Duration::from_millis(50)), ..Default::default() });
+    let cmd = reg.command(
+        "sync",
+        CommandConfig {
+            timeout: Some(Duration::from_millis(50)),
+            ..Default::default()
+        },
+    );
     assert_eq!(cmd.call(async { Ok::<u32, Err>(1) }).execute().unwrap(), 1);
     let v = cmd
         .call(async {
@@ -258,5 +350,8 @@ fn execute_blocks_outside_async() {
         .execute()
         .unwrap();
     assert_eq!(v, 2);
-    assert_eq!(cmd.call_blocking(|| Ok::<u32, Err>(3)).execute().unwrap(), 3);
+    assert_eq!(
+        cmd.call_blocking(|| Ok::<u32, Err>(3)).execute().unwrap(),
+        3
+    );
 }

@@ -5,11 +5,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use keel_resilience::layer::{
-    AdaptiveLimitLayer, BoxError, BreakerLayer, BudgetedRetry, BulkheadLayer, RateLimitLayer, TimeoutLayer,
+    AdaptiveLimitLayer, BoxError, BreakerLayer, BudgetedRetry, BulkheadLayer, RateLimitLayer,
+    TimeoutLayer,
 };
 use keel_resilience::{
-    AdaptiveLimit, AimdConfig, Backoff, BreakerConfig, Bulkhead, BulkheadFull, CircuitBreaker, Event, RateLimited,
-    RateLimiter, RetryBudget, ShortCircuited, State, TimedOut, retry,
+    AdaptiveLimit, AimdConfig, Backoff, BreakerConfig, Bulkhead, BulkheadFull, CircuitBreaker,
+    Event, RateLimited, RateLimiter, RetryBudget, ShortCircuited, State, TimedOut, retry,
 };
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 
@@ -34,7 +35,11 @@ async fn breaker_bulkhead_timeout_stack() {
     assert_eq!(svc.ready().await.unwrap().call(5).await.unwrap(), 5);
     let e = svc.ready().await.unwrap().call(500).await.unwrap_err();
     assert!(e.is::<TimedOut>(), "{e}");
-    assert_eq!(breaker.rolling_counts()[Event::Timeout.index()], 1, "timeout classified as timeout");
+    assert_eq!(
+        breaker.rolling_counts()[Event::Timeout.index()],
+        1,
+        "timeout classified as timeout"
+    );
     assert_eq!(bulkhead.in_flight(), 0, "timed-out call freed its permit");
 
     // Two slow calls hold the bulkhead; the third is rejected at once.
@@ -42,7 +47,10 @@ async fn breaker_bulkhead_timeout_stack() {
     let b = svc.ready().await.unwrap().call(50);
     let e = svc.ready().await.unwrap().call(1).await.unwrap_err();
     assert!(e.is::<BulkheadFull>(), "{e}");
-    assert_eq!(breaker.rolling_counts()[Event::SemaphoreRejected.index()], 1);
+    assert_eq!(
+        breaker.rolling_counts()[Event::SemaphoreRejected.index()],
+        1
+    );
     assert_eq!((a.await.unwrap(), b.await.unwrap()), (50, 50));
 
     // So far 3 successes, 1 timeout, 1 rejection: 5 calls, 2 errors. The 15th failure makes 20 calls.
@@ -58,7 +66,10 @@ async fn breaker_bulkhead_timeout_stack() {
 
 #[tokio::test(start_paused = true)]
 async fn dropping_a_response_future_frees_bulkhead_and_trial() {
-    let breaker = Arc::new(CircuitBreaker::new(BreakerConfig { force_open: false, ..Default::default() }));
+    let breaker = Arc::new(CircuitBreaker::new(BreakerConfig {
+        force_open: false,
+        ..Default::default()
+    }));
     let bulkhead = Arc::new(Bulkhead::new(1));
     let mut svc = ServiceBuilder::new()
         .layer(BreakerLayer::new(Arc::clone(&breaker)))
@@ -74,7 +85,9 @@ async fn dropping_a_response_future_frees_bulkhead_and_trial() {
 #[tokio::test(start_paused = true)]
 async fn rate_limit_layer_and_gcra() {
     let limiter = Arc::new(RateLimiter::new(10, Duration::from_secs(1), 2));
-    let mut svc = ServiceBuilder::new().layer(RateLimitLayer::new(Arc::clone(&limiter))).service(service_fn(echo));
+    let mut svc = ServiceBuilder::new()
+        .layer(RateLimitLayer::new(Arc::clone(&limiter)))
+        .service(service_fn(echo));
     svc.ready().await.unwrap().call(0).await.unwrap();
     svc.ready().await.unwrap().call(0).await.unwrap();
     let e = svc.ready().await.unwrap().call(0).await.unwrap_err();
@@ -111,16 +124,31 @@ async fn retry_budget_is_ratio_plus_reserve() {
 #[tokio::test(start_paused = true)]
 async fn retry_with_backoff_until_success() {
     let budget = RetryBudget::default();
-    let backoff = Backoff { base: Duration::from_millis(10), max: Duration::from_millis(100), max_retries: 3 };
+    let backoff = Backoff {
+        base: Duration::from_millis(10),
+        max: Duration::from_millis(100),
+        max_retries: 3,
+    };
     let calls = AtomicUsize::new(0);
-    let r: Result<u32, &str> = retry(&budget, &backoff, |_| true, |attempt| {
-        calls.fetch_add(1, Ordering::SeqCst);
-        async move { if attempt < 2 { Err("transient") } else { Ok(7) } }
-    })
+    let r: Result<u32, &str> = retry(
+        &budget,
+        &backoff,
+        |_| true,
+        |attempt| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async move { if attempt < 2 { Err("transient") } else { Ok(7) } }
+        },
+    )
     .await;
     assert_eq!(r, Ok(7));
     assert_eq!(calls.load(Ordering::SeqCst), 3);
-    let r: Result<u32, &str> = retry(&budget, &backoff, |e| *e != "fatal", |_| async { Err("fatal") }).await;
+    let r: Result<u32, &str> = retry(
+        &budget,
+        &backoff,
+        |e| *e != "fatal",
+        |_| async { Err("fatal") },
+    )
+    .await;
     assert_eq!(r, Err("fatal"));
     assert_eq!(budget.usage(), (2, 2));
     for retry in 0..10 {
@@ -135,13 +163,18 @@ async fn tower_retry_policy_respects_budget() {
     let c = Arc::clone(&calls);
     let policy = BudgetedRetry::new(
         Arc::clone(&budget),
-        Backoff { max_retries: 5, ..Default::default() },
+        Backoff {
+            max_retries: 5,
+            ..Default::default()
+        },
         |_req: &u32, r: &Result<u32, BoxError>| r.is_err(),
     );
-    let mut svc = ServiceBuilder::new().retry(policy).service(service_fn(move |_req: u32| {
-        c.fetch_add(1, Ordering::SeqCst);
-        async { Err::<u32, BoxError>("down".into()) }
-    }));
+    let mut svc = ServiceBuilder::new()
+        .retry(policy)
+        .service(service_fn(move |_req: u32| {
+            c.fetch_add(1, Ordering::SeqCst);
+            async { Err::<u32, BoxError>("down".into()) }
+        }));
     for _ in 0..4 {
         let _ = svc.ready().await.unwrap().call(1).await;
     }
@@ -152,24 +185,43 @@ async fn tower_retry_policy_respects_budget() {
 
 #[tokio::test(start_paused = true)]
 async fn adaptive_limit_grows_when_busy_and_backs_off_on_drops() {
-    let limit = Arc::new(AdaptiveLimit::new(AimdConfig { initial: 4, min: 2, max: 8, ..Default::default() }));
+    let limit = Arc::new(AdaptiveLimit::new(AimdConfig {
+        initial: 4,
+        min: 2,
+        max: 8,
+        ..Default::default()
+    }));
     let tokens: Vec<_> = (0..4).map(|_| limit.try_acquire().unwrap()).collect();
     assert!(limit.try_acquire().is_err(), "at the limit");
     for t in tokens {
         t.success();
     }
-    assert!(limit.limit() > 4, "grew while fully used: {}", limit.limit());
+    assert!(
+        limit.limit() > 4,
+        "grew while fully used: {}",
+        limit.limit()
+    );
     let grown = limit.limit();
     limit.try_acquire().unwrap().dropped();
     assert_eq!(limit.limit(), ((grown as f64 * 0.9) as usize).max(2));
 
     let mut svc = ServiceBuilder::new()
         .layer(AdaptiveLimitLayer::new(Arc::clone(&limit)))
-        .service(service_fn(|fail: bool| async move { if fail { Err::<(), BoxError>("503".into()) } else { Ok(()) } }));
+        .service(service_fn(|fail: bool| async move {
+            if fail {
+                Err::<(), BoxError>("503".into())
+            } else {
+                Ok(())
+            }
+        }));
     let before = limit.limit();
     for _ in 0..10 {
         let _ = svc.ready().await.unwrap().call(true).await;
     }
-    assert_eq!(limit.limit(), 2, "drops pushed it to the floor (from {before})");
+    assert_eq!(
+        limit.limit(),
+        2,
+        "drops pushed it to the floor (from {before})"
+    );
     assert_eq!(limit.in_flight(), 0);
 }
