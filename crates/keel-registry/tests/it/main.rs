@@ -7,3 +7,4 @@ mod prop;
 mod py_client;
 mod support;
 mod watch;
+mod wire;
