@@ -88,7 +88,9 @@ fn decode_segment(raw: &str) -> Result<String, ServeError> {
         .decode_utf8()
         .map_err(|_| bad())?
         .into_owned();
-    if decoded.contains("..") || decoded.contains('\0') || decoded.contains('\\') {
+    // An encoded `/` (`%2F`) is refused as servlet containers refuse it; `(_)` is the
+    // supported way to put a slash in a name or label.
+    if decoded.contains("..") || decoded.contains(['\0', '\\', '/']) {
         return Err(bad());
     }
     if decoded.contains('%') {

@@ -7,3 +7,4 @@ mod python;
 mod render;
 mod sse;
 mod support;
+mod traversal;
