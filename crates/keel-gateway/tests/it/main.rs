@@ -1,0 +1,7 @@
+//! Gateway integration tests over real sockets; backends are small in-process hyper servers.
+
+mod reload;
+mod resilience;
+mod routing;
+mod security;
+mod support;
