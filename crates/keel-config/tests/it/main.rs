@@ -1,5 +1,7 @@
 //! keel-config integration tests: real git repositories, real sockets, real clients.
 
+mod api;
+mod backend;
 mod change;
 mod environment;
 mod fixture;

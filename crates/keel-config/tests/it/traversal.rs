@@ -41,7 +41,11 @@ fn payloads(outside: &str) -> Vec<String> {
 fn outside_dir() -> tempfile::TempDir {
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("secret.txt"), MARKER).unwrap();
-    std::fs::write(outside.path().join("secret.yml"), format!("leak: {MARKER}\n")).unwrap();
+    std::fs::write(
+        outside.path().join("secret.yml"),
+        format!("leak: {MARKER}\n"),
+    )
+    .unwrap();
     outside
 }
 
@@ -54,7 +58,12 @@ async fn assert_refused(server: &Server, outside: &str) {
             r.status,
             r.body
         );
-        assert!(matches!(r.status, 400 | 404), "{path}: {} {}", r.status, r.body);
+        assert!(
+            matches!(r.status, 400 | 404),
+            "{path}: {} {}",
+            r.status,
+            r.body
+        );
     }
 }
 
@@ -66,7 +75,11 @@ async fn git_backend_refuses_traversal_payloads_and_symlinks() {
     repo.write("foo.yml", "foo: bar\n");
     std::os::unix::fs::symlink(&secret, repo.path().join("link.txt")).unwrap();
     std::os::unix::fs::symlink(outside.path(), repo.path().join("dirlink")).unwrap();
-    std::os::unix::fs::symlink(outside.path().join("secret.yml"), repo.path().join("application.yml")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.yml"),
+        repo.path().join("application.yml"),
+    )
+    .unwrap();
     repo.git(&["add", "-A"]);
     repo.git(&["commit", "-q", "-m", "symlinks"]);
     let server = Server::git(&repo, |_| {}).await;
@@ -83,10 +96,20 @@ async fn native_backend_refuses_traversal_payloads_and_symlinks() {
     let outside = outside_dir();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("foo.yml"), "foo: bar\n").unwrap();
-    std::os::unix::fs::symlink(outside.path().join("secret.txt"), dir.path().join("link.txt")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.txt"),
+        dir.path().join("link.txt"),
+    )
+    .unwrap();
     std::os::unix::fs::symlink(outside.path(), dir.path().join("dirlink")).unwrap();
-    std::os::unix::fs::symlink(outside.path().join("secret.yml"), dir.path().join("application.yml")).unwrap();
-    let mut config = ConfigServerConfig::new(Backend::Native { dir: dir.path().to_owned() });
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.yml"),
+        dir.path().join("application.yml"),
+    )
+    .unwrap();
+    let mut config = ConfigServerConfig::new(Backend::Native {
+        dir: dir.path().to_owned(),
+    });
     config.refresh_interval = Duration::ZERO;
     let server = Server::start(config, tempfile::tempdir().unwrap()).await;
     let env = server.json("/foo/default").await;
@@ -103,7 +126,9 @@ async fn oversized_bodies_get_413() {
     repo.commit(&[("foo.yml", "foo: bar\n")], "one");
     let server = Server::git(&repo, |c| c.encrypt_key = Some("k".into())).await;
     let big = vec![b'a'; 2 * 1024 * 1024];
-    let r = server.post("/encrypt", &[("Content-Type", "text/plain")], &big).await;
+    let r = server
+        .post("/encrypt", &[("Content-Type", "text/plain")], &big)
+        .await;
     assert_eq!(r.status, 413);
     server.stop().await;
 }
