@@ -3,11 +3,12 @@
 
 mod auth;
 mod eureka;
+mod peer;
 mod respond;
 mod watch;
 
 use axum::Router;
-use axum::routing::{MethodRouter, get, put};
+use axum::routing::{MethodRouter, get, post, put};
 use tower_http::compression::CompressionLayer;
 
 use crate::engine::Registry;
@@ -55,5 +56,6 @@ fn eureka_routes() -> Vec<(&'static str, MethodRouter<Registry>)> {
         ("/instances/{id}", get(find_instance)),
         ("/vips/{vip}", get(get_vip)),
         ("/svips/{svip}", get(get_svip)),
+        ("/peerreplication/batch", post(peer::batch)),
     ]
 }

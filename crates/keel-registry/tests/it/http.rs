@@ -385,3 +385,46 @@ async fn health_and_metrics_show_the_registry() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn peer_replication_batch() {
+    let s = server().await;
+    let instance: serde_json::Value = serde_json::from_str(INSTANCE_JSON).unwrap();
+    let batch = serde_json::json!({"replicationList": [
+        {"appName": "ORDERS", "id": "10.0.0.5:orders:8080", "action": "Register",
+         "lastDirtyTimestamp": 1700000000000_i64, "status": "UP", "instanceInfo": instance["instance"]},
+        {"appName": "ORDERS", "id": "10.0.0.5:orders:8080", "action": "Heartbeat",
+         "lastDirtyTimestamp": 1600000000000_i64, "status": "UP"},
+        {"appName": "ORDERS", "id": "nope", "action": "Heartbeat", "status": "UP"},
+        {"appName": "ORDERS", "id": "10.0.0.5:orders:8080", "action": "StatusUpdate",
+         "lastDirtyTimestamp": 1700000000000_i64, "status": "DOWN"}
+    ]});
+    let r = client()
+        .post(s.url("/eureka/peerreplication/batch/"))
+        .header("x-netflix-discovery-replication", "true")
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let codes: Vec<_> = body["responseList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["statusCode"].as_u64().unwrap())
+        .collect();
+    assert_eq!(codes, [200, 409, 404, 200]);
+    assert_eq!(
+        body["responseList"][1]["responseEntity"]["lastDirtyTimestamp"],
+        "1700000000000"
+    );
+    assert_eq!(s.registry.snapshot().hashcode(), "DOWN_1_");
+    let bad = client()
+        .post(s.url("/eureka/v2/peerreplication/batch"))
+        .body("{\"replicationList\":")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}
