@@ -5,6 +5,7 @@ mod backend;
 mod change;
 mod environment;
 mod fixture;
+mod hook;
 mod python;
 mod render;
 mod sse;
