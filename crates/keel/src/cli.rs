@@ -80,6 +80,13 @@ pub struct StandaloneArgs {
     /// Address for the gateway. [setting: gateway.bind, default 0.0.0.0:8080]
     #[arg(long, value_name = "ADDR")]
     pub gateway_bind: Option<String>,
+    /// The gateway's route file (Spring Cloud Gateway's shape), watched. [setting: gateway.routes]
+    #[arg(long, value_name = "FILE")]
+    pub routes: Option<String>,
+    /// The gateway's access log: `off`, `stdout` or a file path. [setting: gateway.access-log,
+    /// default off]
+    #[arg(long, value_name = "TARGET")]
+    pub access_log: Option<String>,
     #[command(flatten)]
     pub config: ConfigFlags,
     #[command(flatten)]
@@ -180,6 +187,22 @@ pub struct GatewayArgs {
     /// Address to listen on. [setting: gateway.bind, default 0.0.0.0:8080]
     #[arg(long, value_name = "ADDR")]
     pub bind: Option<String>,
+    /// Route file in Spring Cloud Gateway's shape (YAML, JSON or .properties), watched for
+    /// changes. [setting: gateway.routes]
+    #[arg(long, value_name = "FILE")]
+    pub routes: Option<String>,
+    /// Access log: `off`, `stdout` or a file path (one JSON line per request). [setting:
+    /// gateway.access-log, default off]
+    #[arg(long, value_name = "TARGET")]
+    pub access_log: Option<String>,
+    /// Comma-separated CIDR blocks whose X-Forwarded-*/Forwarded headers are trusted. [setting:
+    /// gateway.trusted-proxies, default none]
+    #[arg(long, value_name = "CIDRS")]
+    pub trusted_proxies: Option<String>,
+    /// The registry whose instances the gateway routes to. [setting: registry.url, default
+    /// http://127.0.0.1:8761]
+    #[arg(long, value_name = "URL")]
+    pub registry_url: Option<String>,
     #[command(flatten)]
     pub server: ServerFlags,
 }

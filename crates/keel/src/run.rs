@@ -70,6 +70,7 @@ pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Res
     let http_metrics = HttpMetrics::new(&mut prometheus);
 
     let mut planned = Vec::new();
+    let mut gateway_handle: Option<keel_gateway::Gateway> = None;
     for component in which {
         let health = HealthRegistry::new();
         let (name, addr, router) = match component {
@@ -93,8 +94,10 @@ pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Res
                 ("config", settings.config_bind, keel_config::router(server))
             }
             Component::Gateway => {
-                let gateway =
-                    keel_gateway::Gateway::new(keel_gateway::GatewayConfig::default(), &health);
+                let gateway = keel_gateway::Gateway::new(settings.gateway.clone(), &health)?;
+                gateway.register_metrics(&mut prometheus);
+                gateway.spawn_route_watch();
+                gateway_handle = Some(gateway.clone());
                 (
                     "gateway",
                     settings.gateway_bind,
@@ -127,6 +130,7 @@ pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Res
     let metrics = MetricsRegistry::new(prometheus);
     // Bind everything before serving anything, so a taken port fails start-up as a whole.
     let mut bound = Vec::new();
+    let mut registry_addr: Option<SocketAddr> = None;
     for p in planned {
         let listener = keel_server::bind(p.name, p.addr)
             .await
@@ -138,8 +142,21 @@ pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Res
             http_metrics: http_metrics.clone(),
             limits: settings.limits,
         };
+        if p.name == "registry" {
+            registry_addr = Some(listener.local_addr);
+        }
         let app = keel_server::app(p.name, p.router, &common);
         bound.push((listener, app, common));
+    }
+    // The gateway follows the registry's watch stream: in standalone mode the in-process registry
+    // at its bound address (the same SSE protocol as a remote one), otherwise `registry.url`.
+    if let Some(gateway) = &gateway_handle {
+        let url = match registry_addr {
+            Some(addr) if addr.ip().is_unspecified() => format!("http://127.0.0.1:{}", addr.port()),
+            Some(addr) => format!("http://{addr}"),
+            None => settings.registry_url.clone(),
+        };
+        keel_gateway::RegistryFeed { url }.spawn(gateway);
     }
 
     let signal = shutdown.clone();

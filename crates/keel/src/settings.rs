@@ -49,6 +49,11 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("encrypt.key", None),
     ("gateway.bind", Some("0.0.0.0:8080")),
     ("gateway.url", Some("http://127.0.0.1:8080")),
+    ("gateway.routes", None),
+    ("gateway.trusted-proxies", Some("")),
+    ("gateway.access-log", Some("off")),
+    ("gateway.connect-timeout", Some("1s")),
+    ("gateway.response-timeout", Some("15s")),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +89,7 @@ pub struct Settings {
     pub config: ConfigSettings,
     pub gateway_bind: SocketAddr,
     pub gateway_url: String,
+    pub gateway: keel_gateway::GatewayConfig,
 }
 
 /// Where a value came from, for error messages.
@@ -342,8 +348,41 @@ impl Settings {
             config: config_settings(&layers)?,
             gateway_bind: layers.require("gateway.bind")?,
             gateway_url: layers.require("gateway.url")?,
+            gateway: gateway_config(&layers)?,
         })
     }
+}
+
+fn gateway_config(layers: &Layers) -> Result<keel_gateway::GatewayConfig, SettingsError> {
+    let bad = |key: &str, raw: &str, reason: &str| {
+        SettingsError(format!(
+            "invalid value `{raw}` for setting `{key}`: {reason}"
+        ))
+    };
+    let proxies: String = layers.require("gateway.trusted-proxies")?;
+    let trusted = proxies
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|c| {
+            c.parse::<keel_gateway::Cidr>()
+                .map_err(|e| bad("gateway.trusted-proxies", &proxies, &e))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let log: String = layers.require("gateway.access-log")?;
+    let access_log = match log.as_str() {
+        "off" | "" => keel_gateway::AccessLogTarget::Off,
+        "stdout" | "-" => keel_gateway::AccessLogTarget::Stdout,
+        path => keel_gateway::AccessLogTarget::File(PathBuf::from(path)),
+    };
+    Ok(keel_gateway::GatewayConfig {
+        routes_file: layers.get("gateway.routes")?,
+        trusted_proxies: keel_gateway::TrustedProxies(trusted),
+        access_log,
+        connect_timeout: layers.require("gateway.connect-timeout")?,
+        response_timeout: layers.require("gateway.response-timeout")?,
+        ..keel_gateway::GatewayConfig::default()
+    })
 }
 
 fn registry_config(layers: &Layers) -> Result<keel_registry::RegistryConfig, SettingsError> {
@@ -519,6 +558,8 @@ fn flags(cli: &Cli) -> Vec<(&'static str, &'static str, Option<String>)> {
                 ("registry.bind", "--registry-bind", a.registry_bind.clone()),
                 ("config.bind", "--config-bind", a.config_bind.clone()),
                 ("gateway.bind", "--gateway-bind", a.gateway_bind.clone()),
+                ("gateway.routes", "--routes", a.routes.clone()),
+                ("gateway.access-log", "--access-log", a.access_log.clone()),
             ]);
             config_flags(&mut out, &a.config);
             server(&mut out, &a.server);
@@ -547,7 +588,17 @@ fn flags(cli: &Cli) -> Vec<(&'static str, &'static str, Option<String>)> {
             server(&mut out, &a.server);
         }
         Command::Gateway(a) => {
-            out.push(("gateway.bind", "--bind", a.bind.clone()));
+            out.extend([
+                ("gateway.bind", "--bind", a.bind.clone()),
+                ("gateway.routes", "--routes", a.routes.clone()),
+                ("gateway.access-log", "--access-log", a.access_log.clone()),
+                (
+                    "gateway.trusted-proxies",
+                    "--trusted-proxies",
+                    a.trusted_proxies.clone(),
+                ),
+                ("registry.url", "--registry-url", a.registry_url.clone()),
+            ]);
             server(&mut out, &a.server);
         }
         Command::Ctl(a) => {
