@@ -27,6 +27,7 @@ fn no_key() -> Response {
 }
 
 /// The request text. curl's `-d` sends a form body, which Spring strips of a trailing `=`.
+#[allow(clippy::result_large_err, reason = "the error is the response itself")]
 fn input(headers: &HeaderMap, body: &Bytes) -> Result<String, Response> {
     let text = std::str::from_utf8(body)
         .map_err(|_| status_body(StatusCode::BAD_REQUEST, "BAD_REQUEST", "Body is not UTF-8"))?;

@@ -39,7 +39,10 @@ async fn post_receive_hook_notifies_watchers_after_a_push() {
     let pushed = work.commit(&[("foo.yml", "foo: \"two, with \\\"quotes\\\"\"\n")], "two");
     work.git(&["push", "-q", bare.to_str().unwrap(), "main"]);
     let e = watch.expect("the pushed commit").await;
-    assert_eq!((e.event.as_str(), e.id.as_str()), ("change", pushed.as_str()));
+    assert_eq!(
+        (e.event.as_str(), e.id.as_str()),
+        ("change", pushed.as_str())
+    );
     assert!(e.data.contains("two, with"), "{}", e.data);
     server.stop().await;
 }

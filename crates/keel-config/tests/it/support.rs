@@ -2,7 +2,7 @@
 //! servers on 127.0.0.1:0.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -71,7 +71,6 @@ impl Repo {
 /// A config server serving on 127.0.0.1:0 in this process.
 pub struct Server {
     pub addr: SocketAddr,
-    pub server: ConfigServer,
     pub shutdown: Shutdown,
     pub health: HealthRegistry,
     pub basedir: tempfile::TempDir,
@@ -117,7 +116,6 @@ impl Server {
         let task = tokio::spawn(async move { keel_server::serve(listener, app, &common).await });
         Server {
             addr,
-            server,
             shutdown,
             health,
             basedir,
@@ -203,8 +201,4 @@ fn regex_escape(s: &str) -> String {
         out.push(c);
     }
     out
-}
-
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
