@@ -1,10 +1,10 @@
 //! Circuit breaker with Hystrix semantics and defaults, lock-free on the permit path.
 //!
 //! Differences from Hystrix 1.5, on purpose:
-//! - Health is evaluated from the rolling buckets on every recorded outcome, not from a health snapshot
-//!   refreshed every 500 ms (`metrics.healthSnapshot.intervalInMilliseconds`). The breaker therefore trips
-//!   on exactly the call that crosses the threshold, and never admits a burst of calls against a stale
-//!   snapshot.
+//! - Health is evaluated from the rolling buckets on every recorded outcome (a success can complete the
+//!   request volume), not from a health snapshot refreshed every 500 ms
+//!   (`metrics.healthSnapshot.intervalInMilliseconds`). The breaker therefore trips on exactly the call
+//!   that crosses the threshold and never admits a burst of calls against a stale snapshot.
 //! - Optional slow-call rate (resilience4j's `slowCallRateThreshold`) and an optional count-based window.
 //! - A trial permit dropped without a verdict (cancelled, or a bad request) frees the half-open slot for
 //!   the next caller instead of leaving the breaker stuck half-open (resilience4j#903).
@@ -104,6 +104,9 @@ impl State {
 const CLOSED: u8 = 0;
 const OPEN: u8 = 1;
 const HALF_OPEN: u8 = 2;
+
+/// `Permit::start` of a permit taken without reading the clock.
+const UNTIMED: u64 = u64::MAX;
 
 const NOT_FORCED: u8 = 0;
 const FORCED_OPEN: u8 = 1;
@@ -206,15 +209,29 @@ impl CircuitBreaker {
     }
 
     /// Asks to run one call. Short-circuits (and counts it) when open or forced open.
+    ///
+    /// In the closed state this reads no clock unless slow-call tracking needs the start time.
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit, ShortCircuited> {
-        let now = self.origin.nanos();
+        self.acquire(self.config.slow_call.is_some())
+    }
+
+    /// Like [`try_acquire`](Self::try_acquire), always stamping the start so [`record`](Self::record)
+    /// returns the call's duration.
+    #[inline]
+    pub fn try_acquire_timed(&self) -> Result<Permit, ShortCircuited> {
+        self.acquire(true)
+    }
+
+    #[inline]
+    fn acquire(&self, timed: bool) -> Result<Permit, ShortCircuited> {
+        let stamp = |b: &Self| if timed { b.origin.nanos() } else { UNTIMED };
         match self.forced.load(Ordering::Relaxed) {
-            FORCED_OPEN => return Err(self.short_circuit(now)),
+            FORCED_OPEN => return Err(self.short_circuit(self.origin.nanos())),
             FORCED_CLOSED => {
                 return Ok(Permit {
                     trial: false,
-                    start: now,
+                    start: stamp(self),
                 });
             }
             _ => {}
@@ -222,15 +239,16 @@ impl CircuitBreaker {
         if !self.config.enabled {
             return Ok(Permit {
                 trial: false,
-                start: now,
+                start: stamp(self),
             });
         }
         match self.state.load(Ordering::Acquire) {
             CLOSED => Ok(Permit {
                 trial: false,
-                start: now,
+                start: stamp(self),
             }),
             OPEN => {
+                let now = self.origin.nanos();
                 let opened = self.opened_at.load(Ordering::Acquire);
                 let wake = opened.saturating_add(self.config.sleep_window.as_nanos() as u64);
                 if now >= wake
@@ -250,6 +268,7 @@ impl CircuitBreaker {
                 }
             }
             _ => {
+                let now = self.origin.nanos();
                 if self
                     .trial_taken
                     .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
@@ -271,16 +290,17 @@ impl CircuitBreaker {
         ShortCircuited
     }
 
-    /// Records how the permitted call ended and moves the state machine; returns the call's duration.
+    /// Records how the permitted call ended and moves the state machine. Returns the call's duration when
+    /// the permit was stamped (see [`try_acquire_timed`](Self::try_acquire_timed)).
     #[inline]
-    pub fn record(&self, permit: Permit, outcome: Outcome) -> Duration {
+    pub fn record(&self, permit: Permit, outcome: Outcome) -> Option<Duration> {
         let now = self.origin.nanos();
-        let elapsed = now.saturating_sub(permit.start);
+        let elapsed = (permit.start != UNTIMED).then(|| now.saturating_sub(permit.start));
         let slow = outcome != Outcome::BadRequest
             && self
                 .config
                 .slow_call
-                .is_some_and(|s| elapsed > s.duration.as_nanos() as u64);
+                .is_some_and(|s| elapsed.is_some_and(|e| e > s.duration.as_nanos() as u64));
         self.counts.add(outcome.event().index(), 1, now);
         if slow {
             self.counts.add(Event::Slow.index(), 1, now);
@@ -308,7 +328,7 @@ impl CircuitBreaker {
                 self.emit(State::Closed, State::Open, now);
             }
         }
-        Duration::from_nanos(elapsed)
+        elapsed.map(Duration::from_nanos)
     }
 
     /// Gives a permit back without a verdict (the call was cancelled); a trial slot is freed for the next caller.

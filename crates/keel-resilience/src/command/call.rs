@@ -194,7 +194,9 @@ struct PermitGuard<'a> {
 
 impl PermitGuard<'_> {
     fn finish(&mut self, outcome: Outcome) -> Option<Duration> {
-        self.permit.take().map(|p| self.breaker.record(p, outcome))
+        self.permit
+            .take()
+            .and_then(|p| self.breaker.record(p, outcome))
     }
 }
 
@@ -289,7 +291,7 @@ where
     F: Fallback<T, E>,
 {
     let inner = &*cmd.inner;
-    let Ok(permit) = inner.breaker.try_acquire() else {
+    let Ok(permit) = inner.breaker.try_acquire_timed() else {
         return fall_back(cmd, fallback, Cause::ShortCircuited).await;
     };
     let mut guard = PermitGuard {

@@ -36,6 +36,20 @@ async fn trips_on_exactly_the_twentieth_failing_call() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_success_completing_the_volume_trips_at_fifty_percent() {
+    let b = CircuitBreaker::new(BreakerConfig::default());
+    for _ in 0..10 {
+        call(&b, Outcome::Failure);
+    }
+    for _ in 0..9 {
+        call(&b, Outcome::Success);
+    }
+    assert_eq!(b.state(), State::Closed);
+    call(&b, Outcome::Success);
+    assert_eq!(b.state(), State::Open, "20 calls, 10 errors");
+}
+
+#[tokio::test(start_paused = true)]
 async fn trips_at_fifty_percent_with_truncated_percentage() {
     let b = CircuitBreaker::new(BreakerConfig::default());
     for _ in 0..11 {
