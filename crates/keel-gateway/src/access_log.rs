@@ -57,11 +57,19 @@ impl AccessLog {
         let sink: Box<dyn Write + Send> = match target {
             AccessLogTarget::Off => return Ok(AccessLog { tx: None, metrics }),
             AccessLogTarget::Stdout => Box::new(std::io::stdout()),
-            AccessLogTarget::File(p) => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(p)?),
+            AccessLogTarget::File(p) => Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)?,
+            ),
         };
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(write_loop(rx, sink));
-        Ok(AccessLog { tx: Some(tx), metrics })
+        Ok(AccessLog {
+            tx: Some(tx),
+            metrics,
+        })
     }
 
     pub fn enabled(&self) -> bool {

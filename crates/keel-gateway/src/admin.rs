@@ -14,14 +14,21 @@ use crate::{Gateway, GatewayError};
 pub fn router() -> Router<Gateway> {
     Router::new()
         .route("/keel/v1/gateway/routes", get(list))
-        .route("/keel/v1/gateway/routes/{id}", get(one).post(create).put(create).delete(delete))
+        .route(
+            "/keel/v1/gateway/routes/{id}",
+            get(one).post(create).put(create).delete(delete),
+        )
         .route("/keel/v1/gateway/validate", post(validate))
         .route("/keel/v1/gateway/refresh", post(refresh))
         .route("/keel/v1/gateway/services", get(services))
 }
 
 fn problem(status: StatusCode, message: impl std::fmt::Display) -> Response {
-    (status, Json(json!({"status": status.as_u16(), "error": message.to_string()}))).into_response()
+    (
+        status,
+        Json(json!({"status": status.as_u16(), "error": message.to_string()})),
+    )
+        .into_response()
 }
 
 async fn list(State(gw): State<Gateway>) -> Json<Value> {
@@ -43,7 +50,9 @@ async fn list(State(gw): State<Gateway>) -> Json<Value> {
         .map(|s| json!({"id": format!("discovery_{}", s.id), "uri": format!("lb://{}", s.id),
             "predicates": [format!("Path=/{}/**", s.id)], "filters": ["StripPrefix=1"], "source": "discovery"}))
         .collect();
-    Json(json!({"routes": routes, "discovery": {"settings": table.discovery, "routes": discovered}}))
+    Json(
+        json!({"routes": routes, "discovery": {"settings": table.discovery, "routes": discovered}}),
+    )
 }
 
 async fn one(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
@@ -59,7 +68,10 @@ async fn one(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
 
 async fn create(State(gw): State<Gateway>, Path(id): Path<String>, body: Bytes) -> Response {
     let parsed: Result<Value, _> = serde_json::from_slice(&body);
-    let def = match parsed.map_err(|e| e.to_string()).and_then(|v| RouteDefinition::from_json(&id, &v).map_err(|e| e.to_string())) {
+    let def = match parsed
+        .map_err(|e| e.to_string())
+        .and_then(|v| RouteDefinition::from_json(&id, &v).map_err(|e| e.to_string()))
+    {
         Ok(d) => d,
         Err(e) => return problem(StatusCode::BAD_REQUEST, e),
     };
@@ -80,27 +92,45 @@ async fn delete(State(gw): State<Gateway>, Path(id): Path<String>) -> Response {
 /// Dry run: a JSON route (`{"id": …, "uri": …}`), or a route document as YAML/JSON, or `.properties`
 /// text (`Content-Type: text/x-java-properties`).
 async fn validate(State(gw): State<Gateway>, headers: HeaderMap, body: Bytes) -> Response {
-    let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let text = String::from_utf8_lossy(&body);
     let doc = if ctype.contains("json")
         && let Ok(v) = serde_json::from_str::<Value>(&text)
         && v.get("uri").is_some()
     {
-        let id = v.get("id").and_then(Value::as_str).unwrap_or("validate").to_owned();
-        RouteDefinition::from_json(&id, &v).map(|d| RouteDocument { routes: vec![d], ..RouteDocument::default() })
+        let id = v
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("validate")
+            .to_owned();
+        RouteDefinition::from_json(&id, &v).map(|d| RouteDocument {
+            routes: vec![d],
+            ..RouteDocument::default()
+        })
     } else {
         RouteDocument::parse(&text, ctype.contains("properties"))
     };
-    let result = doc.map_err(|e| e.to_string()).and_then(|d| gw.validate(&d).map_err(|e| e.to_string()));
+    let result = doc
+        .map_err(|e| e.to_string())
+        .and_then(|d| gw.validate(&d).map_err(|e| e.to_string()));
     match result {
         Ok(n) => Json(json!({"valid": true, "routes": n})).into_response(),
-        Err(e) => (StatusCode::BAD_REQUEST, Json(json!({"valid": false, "error": e}))).into_response(),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"valid": false, "error": e})),
+        )
+            .into_response(),
     }
 }
 
 async fn refresh(State(gw): State<Gateway>) -> Response {
     match gw.reload_file() {
-        Ok(()) => Json(json!({"reloaded": true, "routes": gw.table.load().routes.len()})).into_response(),
+        Ok(()) => {
+            Json(json!({"reloaded": true, "routes": gw.table.load().routes.len()})).into_response()
+        }
         Err(e) => problem(StatusCode::BAD_REQUEST, e),
     }
 }

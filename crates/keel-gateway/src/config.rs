@@ -54,8 +54,16 @@ impl Default for GatewayConfig {
             retries: 1,
             max_replay_body: 64 * 1024,
             breaker: BreakerConfig::default(),
-            balancer: BalancerConfig { slow_start: Duration::ZERO, ..BalancerConfig::default() },
-            concurrency_limit: Some(AimdConfig { initial: 200, min: 20, max: 1000, ..AimdConfig::default() }),
+            balancer: BalancerConfig {
+                slow_start: Duration::ZERO,
+                ..BalancerConfig::default()
+            },
+            concurrency_limit: Some(AimdConfig {
+                initial: 200,
+                min: 20,
+                max: 1000,
+                ..AimdConfig::default()
+            }),
             retry_budget_ratio: 0.2,
             retry_budget_min_per_sec: 10,
             access_log: AccessLogTarget::Off,

@@ -37,7 +37,9 @@ impl Spec {
             None => (text.trim(), None),
         };
         if name.is_empty() {
-            return Err(DefinitionError::new(format!("`{text}` has no name before `=`")));
+            return Err(DefinitionError::new(format!(
+                "`{text}` has no name before `=`"
+            )));
         }
         let args = rest
             .map(|r| {
@@ -47,14 +49,22 @@ impl Spec {
                     .collect()
             })
             .unwrap_or_default();
-        Ok(Spec { name: name.to_owned(), args })
+        Ok(Spec {
+            name: name.to_owned(),
+            args,
+        })
     }
 
     /// The argument called `name`, or else the positional argument `pos` (shortcut form).
     pub fn arg(&self, name: &str, pos: usize) -> Option<&str> {
         let named = self.args.iter().find(|(k, _)| k.eq_ignore_ascii_case(name));
         named
-            .or_else(|| self.args.iter().filter(|(k, _)| k.starts_with("_genkey_")).nth(pos))
+            .or_else(|| {
+                self.args
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("_genkey_"))
+                    .nth(pos)
+            })
             .map(|(_, v)| v.as_str())
     }
 
@@ -97,7 +107,11 @@ pub struct DiscoverySettings {
 
 impl Default for DiscoverySettings {
     fn default() -> Self {
-        DiscoverySettings { enabled: true, include: Vec::new(), ignore: Vec::new() }
+        DiscoverySettings {
+            enabled: true,
+            include: Vec::new(),
+            ignore: Vec::new(),
+        }
     }
 }
 
@@ -136,7 +150,10 @@ impl SpecBuilder {
     fn build(self, what: &str) -> Result<Spec, DefinitionError> {
         match (self.shortcut, self.name) {
             (Some(s), None) if self.args.is_empty() => Spec::shortcut(&s),
-            (None, Some(name)) => Ok(Spec { name, args: self.args }),
+            (None, Some(name)) => Ok(Spec {
+                name,
+                args: self.args,
+            }),
             _ => Err(DefinitionError::new(format!(
                 "{what}: give either `Name=args` or `name` with `args`"
             ))),
@@ -162,7 +179,12 @@ fn index(after_bracket: &str, key: &str) -> Result<(usize, String), DefinitionEr
     Ok((n, rest.strip_prefix('.').unwrap_or(rest).to_owned()))
 }
 
-fn spec_part(b: &mut BTreeMap<usize, SpecBuilder>, after: &str, key: &str, value: &str) -> Result<(), DefinitionError> {
+fn spec_part(
+    b: &mut BTreeMap<usize, SpecBuilder>,
+    after: &str,
+    key: &str,
+    value: &str,
+) -> Result<(), DefinitionError> {
     let (n, rest) = index(after, key)?;
     let spec = b.entry(n).or_default();
     if rest.is_empty() {
@@ -181,17 +203,24 @@ fn truthy(key: &str, v: &str) -> Result<bool, DefinitionError> {
     match v.to_ascii_lowercase().as_str() {
         "true" | "yes" | "on" => Ok(true),
         "false" | "no" | "off" => Ok(false),
-        _ => Err(DefinitionError::new(format!("`{key}` must be true or false, not `{v}`"))),
+        _ => Err(DefinitionError::new(format!(
+            "`{key}` must be true or false, not `{v}`"
+        ))),
     }
 }
 
 fn globs(v: &str) -> Vec<String> {
-    v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
+    v.split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 impl RouteDocument {
     /// Builds a document from flat Spring keys; keys outside the gateway's namespaces are ignored.
-    pub fn from_flat<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, DefinitionError> {
+    pub fn from_flat<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, DefinitionError> {
         let mut routes: BTreeMap<usize, RouteBuilder> = BTreeMap::new();
         let mut defaults: BTreeMap<usize, SpecBuilder> = BTreeMap::new();
         let mut discovery: Option<DiscoverySettings> = None;
@@ -230,7 +259,10 @@ impl RouteDocument {
                     _ => {}
                 }
             } else if key == "zuul.ignored-services" || key.starts_with("zuul.ignored-services[") {
-                discovery.get_or_insert_with(DiscoverySettings::default).ignore.extend(globs(value));
+                discovery
+                    .get_or_insert_with(DiscoverySettings::default)
+                    .ignore
+                    .extend(globs(value));
             }
         }
         let mut out = Vec::with_capacity(routes.len());
@@ -239,11 +271,17 @@ impl RouteDocument {
             let what = format!("spring.cloud.gateway.routes[{n}]");
             let id = r.id.unwrap_or_else(|| format!("route-{n}"));
             if !seen.insert(id.clone()) {
-                return Err(DefinitionError::new(format!("{what}: duplicate route id `{id}`")));
+                return Err(DefinitionError::new(format!(
+                    "{what}: duplicate route id `{id}`"
+                )));
             }
-            let uri = r.uri.ok_or_else(|| DefinitionError::new(format!("{what} (`{id}`): `uri` is required")))?;
+            let uri = r.uri.ok_or_else(|| {
+                DefinitionError::new(format!("{what} (`{id}`): `uri` is required"))
+            })?;
             let order = match r.order {
-                Some(o) => o.trim().parse().map_err(|_| DefinitionError::new(format!("{what}: order `{o}` is not an integer")))?,
+                Some(o) => o.trim().parse().map_err(|_| {
+                    DefinitionError::new(format!("{what}: order `{o}` is not an integer"))
+                })?,
                 None => 0,
             };
             let predicates = r
@@ -251,20 +289,38 @@ impl RouteDocument {
                 .into_values()
                 .map(|s| s.build(&format!("{what}.predicates")))
                 .collect::<Result<_, _>>()?;
-            let filters =
-                r.filters.into_values().map(|s| s.build(&format!("{what}.filters"))).collect::<Result<_, _>>()?;
-            out.push(RouteDefinition { id, uri, predicates, filters, order, metadata: r.metadata });
+            let filters = r
+                .filters
+                .into_values()
+                .map(|s| s.build(&format!("{what}.filters")))
+                .collect::<Result<_, _>>()?;
+            out.push(RouteDefinition {
+                id,
+                uri,
+                predicates,
+                filters,
+                order,
+                metadata: r.metadata,
+            });
         }
         let default_filters = defaults
             .into_values()
             .map(|s| s.build("spring.cloud.gateway.default-filters"))
             .collect::<Result<_, _>>()?;
-        Ok(RouteDocument { routes: out, default_filters, discovery })
+        Ok(RouteDocument {
+            routes: out,
+            default_filters,
+            discovery,
+        })
     }
 
     /// Parses a route file: `.properties` files as properties, anything else as YAML (JSON included).
     pub fn parse(text: &str, properties: bool) -> Result<Self, DefinitionError> {
-        let flat = if properties { flatten_properties(text)? } else { flatten_yaml(text)? };
+        let flat = if properties {
+            flatten_properties(text)?
+        } else {
+            flatten_yaml(text)?
+        };
         Self::from_flat(flat.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     }
 }
@@ -275,9 +331,15 @@ impl RouteDefinition {
         let mut flat = Vec::new();
         flatten_json(body, "spring.cloud.gateway.routes[0]".to_owned(), &mut flat);
         flat.retain(|(k, _)| k != "spring.cloud.gateway.routes[0].id");
-        flat.push(("spring.cloud.gateway.routes[0].id".to_owned(), id.to_owned()));
+        flat.push((
+            "spring.cloud.gateway.routes[0].id".to_owned(),
+            id.to_owned(),
+        ));
         let doc = RouteDocument::from_flat(flat.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-        doc.routes.into_iter().next().ok_or_else(|| DefinitionError::new("empty route body"))
+        doc.routes
+            .into_iter()
+            .next()
+            .ok_or_else(|| DefinitionError::new("empty route body"))
     }
 }
 
@@ -320,7 +382,10 @@ spring.cloud.gateway.routes:
         let c = RouteDocument::parse(props, true).unwrap();
         assert_eq!(a, b);
         assert_eq!(a, c);
-        assert_eq!(a.routes[0].predicates[0].list("patterns"), vec!["/a/**", "/b/**"]);
+        assert_eq!(
+            a.routes[0].predicates[0].list("patterns"),
+            vec!["/a/**", "/b/**"]
+        );
     }
 
     #[test]

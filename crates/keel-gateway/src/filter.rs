@@ -11,7 +11,10 @@ use crate::pattern::Captures;
 pub enum Filter {
     StripPrefix(usize),
     PrefixPath(String),
-    RewritePath { regex: Regex, replacement: String },
+    RewritePath {
+        regex: Regex,
+        replacement: String,
+    },
     SetPath(String),
     AddRequestHeader(HeaderName, HeaderValue),
     SetRequestHeader(HeaderName, HeaderValue),
@@ -86,19 +89,25 @@ pub struct FilterError {
 }
 
 fn err(spec: &Spec, reason: impl Into<String>) -> FilterError {
-    FilterError { name: spec.name.clone(), reason: reason.into() }
+    FilterError {
+        name: spec.name.clone(),
+        reason: reason.into(),
+    }
 }
 
 fn need<'s>(spec: &'s Spec, name: &str, pos: usize) -> Result<&'s str, FilterError> {
-    spec.arg(name, pos).ok_or_else(|| err(spec, format!("argument `{name}` is required")))
+    spec.arg(name, pos)
+        .ok_or_else(|| err(spec, format!("argument `{name}` is required")))
 }
 
 fn header_name(spec: &Spec, pos: usize) -> Result<HeaderName, FilterError> {
-    HeaderName::from_bytes(need(spec, "name", pos)?.as_bytes()).map_err(|e| err(spec, e.to_string()))
+    HeaderName::from_bytes(need(spec, "name", pos)?.as_bytes())
+        .map_err(|e| err(spec, e.to_string()))
 }
 
 fn header_pair(spec: &Spec) -> Result<(HeaderName, HeaderValue), FilterError> {
-    let value = HeaderValue::from_str(need(spec, "value", 1)?).map_err(|e| err(spec, e.to_string()))?;
+    let value =
+        HeaderValue::from_str(need(spec, "value", 1)?).map_err(|e| err(spec, e.to_string()))?;
     Ok((header_name(spec, 0)?, value))
 }
 
@@ -110,7 +119,8 @@ fn status(spec: &Spec, raw: &str) -> Result<StatusCode, FilterError> {
     (100..600)
         .filter_map(|n| StatusCode::from_u16(n).ok())
         .find(|s| {
-            s.canonical_reason().is_some_and(|r| r.to_ascii_uppercase().replace([' ', '-'], "_") == raw.trim())
+            s.canonical_reason()
+                .is_some_and(|r| r.to_ascii_uppercase().replace([' ', '-'], "_") == raw.trim())
         })
         .ok_or_else(|| err(spec, format!("`{raw}` is not an HTTP status")))
 }
@@ -119,7 +129,9 @@ fn status(spec: &Spec, raw: &str) -> Result<StatusCode, FilterError> {
 fn size(spec: &Spec, raw: &str) -> Result<u64, FilterError> {
     let raw = raw.trim();
     let end = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
-    let n: u64 = raw[..end].parse().map_err(|_| err(spec, format!("`{raw}` is not a size")))?;
+    let n: u64 = raw[..end]
+        .parse()
+        .map_err(|_| err(spec, format!("`{raw}` is not a size")))?;
     let scale = match raw[end..].trim().to_ascii_uppercase().as_str() {
         "" | "B" => 1,
         "KB" => 1 << 10,
@@ -130,9 +142,17 @@ fn size(spec: &Spec, raw: &str) -> Result<u64, FilterError> {
     Ok(n * scale)
 }
 
-fn number<T: std::str::FromStr>(spec: &Spec, name: &str, pos: usize, default: Option<T>) -> Result<T, FilterError> {
+fn number<T: std::str::FromStr>(
+    spec: &Spec,
+    name: &str,
+    pos: usize,
+    default: Option<T>,
+) -> Result<T, FilterError> {
     match spec.arg(name, pos) {
-        Some(v) => v.trim().parse().map_err(|_| err(spec, format!("`{name}` must be a number, not `{v}`"))),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| err(spec, format!("`{name}` must be a number, not `{v}`"))),
         None => default.ok_or_else(|| err(spec, format!("argument `{name}` is required"))),
     }
 }
@@ -156,7 +176,8 @@ pub fn compile(spec: &Spec) -> Result<Compiled, FilterError> {
             F(Filter::PrefixPath(p.trim_end_matches('/').to_owned()))
         }
         "RewritePath" => {
-            let regex = Regex::new(need(spec, "regexp", 0)?).map_err(|e| err(spec, e.to_string()))?;
+            let regex =
+                Regex::new(need(spec, "regexp", 0)?).map_err(|e| err(spec, e.to_string()))?;
             // YAML files write Java's `${name}` as `$\{name}`; SCG turns `$\` back into `$`.
             let replacement = spec.arg("replacement", 1).unwrap_or("").replace("$\\", "$");
             F(Filter::RewritePath { regex, replacement })
@@ -165,8 +186,12 @@ pub fn compile(spec: &Spec) -> Result<Compiled, FilterError> {
         "AddRequestHeader" => header_pair(spec).map(|(n, v)| F(Filter::AddRequestHeader(n, v)))?,
         "SetRequestHeader" => header_pair(spec).map(|(n, v)| F(Filter::SetRequestHeader(n, v)))?,
         "RemoveRequestHeader" => F(Filter::RemoveRequestHeader(header_name(spec, 0)?)),
-        "AddResponseHeader" => header_pair(spec).map(|(n, v)| F(Filter::AddResponseHeader(n, v)))?,
-        "SetResponseHeader" => header_pair(spec).map(|(n, v)| F(Filter::SetResponseHeader(n, v)))?,
+        "AddResponseHeader" => {
+            header_pair(spec).map(|(n, v)| F(Filter::AddResponseHeader(n, v)))?
+        }
+        "SetResponseHeader" => {
+            header_pair(spec).map(|(n, v)| F(Filter::SetResponseHeader(n, v)))?
+        }
         "RemoveResponseHeader" => F(Filter::RemoveResponseHeader(header_name(spec, 0)?)),
         "SetStatus" => F(Filter::SetStatus(status(spec, need(spec, "status", 0)?)?)),
         "RedirectTo" => {
@@ -174,13 +199,20 @@ pub fn compile(spec: &Spec) -> Result<Compiled, FilterError> {
             if !s.is_redirection() {
                 return Err(err(spec, format!("{s} is not a 3xx status")));
             }
-            let url = HeaderValue::from_str(need(spec, "url", 1)?).map_err(|e| err(spec, e.to_string()))?;
+            let url = HeaderValue::from_str(need(spec, "url", 1)?)
+                .map_err(|e| err(spec, e.to_string()))?;
             F(Filter::RedirectTo(s, url))
         }
-        "RequestSize" => F(Filter::RequestSize(size(spec, spec.arg("maxSize", 0).unwrap_or("5000000"))?)),
+        "RequestSize" => F(Filter::RequestSize(size(
+            spec,
+            spec.arg("maxSize", 0).unwrap_or("5000000"),
+        )?)),
         "SecureHeaders" => F(Filter::SecureHeaders),
         "CircuitBreaker" => {
-            let fallback_status = spec.arg("fallbackStatus", 2).map(|s| status(spec, s)).transpose()?;
+            let fallback_status = spec
+                .arg("fallbackStatus", 2)
+                .map(|s| status(spec, s))
+                .transpose()?;
             let status_codes = spec
                 .list("statusCodes")
                 .into_iter()
@@ -192,7 +224,10 @@ pub fn compile(spec: &Spec) -> Result<Compiled, FilterError> {
                 && !u.starts_with("forward:/")
                 && !u.starts_with("http://")
             {
-                return Err(err(spec, format!("fallbackUri `{u}` must be `forward:/path` or `http://…`")));
+                return Err(err(
+                    spec,
+                    format!("fallbackUri `{u}` must be `forward:/path` or `http://…`"),
+                ));
             }
             O(RouteOption::CircuitBreaker(CircuitBreakerSpec {
                 name: spec.arg("name", 0).map(str::to_owned),
@@ -200,7 +235,11 @@ pub fn compile(spec: &Spec) -> Result<Compiled, FilterError> {
                 fallback_status,
                 fallback_body: spec.arg("fallbackBody", 3).map(str::to_owned),
                 // In shortcut form the list holds name and URI too; only named statusCodes are meaningful.
-                status_codes: if spec.args.iter().any(|(k, _)| k.to_ascii_lowercase().starts_with("statuscodes")) {
+                status_codes: if spec
+                    .args
+                    .iter()
+                    .any(|(k, _)| k.to_ascii_lowercase().starts_with("statuscodes"))
+                {
                     status_codes?
                 } else {
                     Vec::new()
@@ -213,16 +252,34 @@ pub fn compile(spec: &Spec) -> Result<Compiled, FilterError> {
                 "apikey" | "api-key" => KeyResolver::ApiKey,
                 "jwt" | "jwt-sub" | "principal" => KeyResolver::JwtSubject,
                 other => match other.strip_prefix("header:") {
-                    Some(h) => KeyResolver::Header(HeaderName::from_bytes(h.trim().as_bytes()).map_err(|e| err(spec, e.to_string()))?),
-                    None => return Err(err(spec, format!("keyResolver `{other}`: use ip, header:NAME, apikey or jwt"))),
+                    Some(h) => KeyResolver::Header(
+                        HeaderName::from_bytes(h.trim().as_bytes())
+                            .map_err(|e| err(spec, e.to_string()))?,
+                    ),
+                    None => {
+                        return Err(err(
+                            spec,
+                            format!("keyResolver `{other}`: use ip, header:NAME, apikey or jwt"),
+                        ));
+                    }
                 },
             };
-            let rate = spec.arg("redis-rate-limiter.replenishRate", 99).or(spec.arg("replenishRate", 0));
-            let burst = spec.arg("redis-rate-limiter.burstCapacity", 99).or(spec.arg("burstCapacity", 1));
-            let tokens = spec.arg("redis-rate-limiter.requestedTokens", 99).or(spec.arg("requestedTokens", 2));
+            let rate = spec
+                .arg("redis-rate-limiter.replenishRate", 99)
+                .or(spec.arg("replenishRate", 0));
+            let burst = spec
+                .arg("redis-rate-limiter.burstCapacity", 99)
+                .or(spec.arg("burstCapacity", 1));
+            let tokens = spec
+                .arg("redis-rate-limiter.requestedTokens", 99)
+                .or(spec.arg("requestedTokens", 2));
             let parse = |v: Option<&str>, name: &str, default: u32| -> Result<u32, FilterError> {
-                v.map(|v| v.trim().parse().map_err(|_| err(spec, format!("`{name}` must be a number, not `{v}`"))))
-                    .unwrap_or(Ok(default))
+                v.map(|v| {
+                    v.trim()
+                        .parse()
+                        .map_err(|_| err(spec, format!("`{name}` must be a number, not `{v}`")))
+                })
+                .unwrap_or(Ok(default))
             };
             let replenish_rate = parse(rate, "replenishRate", 0)?;
             if replenish_rate == 0 {
@@ -230,22 +287,41 @@ pub fn compile(spec: &Spec) -> Result<Compiled, FilterError> {
             }
             let burst_capacity = parse(burst, "burstCapacity", replenish_rate)?;
             let requested_tokens = parse(tokens, "requestedTokens", 1)?.max(1);
-            let deny_empty_key = spec.arg("denyEmptyKey", 99).or(spec.arg("deny-empty-key", 99)).is_none_or(|v| v != "false");
-            O(RouteOption::RateLimiter(RateLimitSpec { replenish_rate, burst_capacity, requested_tokens, key, deny_empty_key }))
+            let deny_empty_key = spec
+                .arg("denyEmptyKey", 99)
+                .or(spec.arg("deny-empty-key", 99))
+                .is_none_or(|v| v != "false");
+            O(RouteOption::RateLimiter(RateLimitSpec {
+                replenish_rate,
+                burst_capacity,
+                requested_tokens,
+                key,
+                deny_empty_key,
+            }))
         }
-        "Retry" => O(RouteOption::Retry(RetrySpec { retries: number(spec, "retries", 0, Some(1))? })),
+        "Retry" => O(RouteOption::Retry(RetrySpec {
+            retries: number(spec, "retries", 0, Some(1))?,
+        })),
         other => {
-            return Err(err(spec, format!(
-                "unknown filter `{other}` (known: StripPrefix, PrefixPath, RewritePath, SetPath, \
+            return Err(err(
+                spec,
+                format!(
+                    "unknown filter `{other}` (known: StripPrefix, PrefixPath, RewritePath, SetPath, \
                  Add/Set/RemoveRequestHeader, Add/Set/RemoveResponseHeader, SetStatus, RedirectTo, RequestSize, \
                  SecureHeaders, CircuitBreaker, RequestRateLimiter, Retry)"
-            )));
+                ),
+            ));
         }
     })
 }
 
 /// Applies a path filter; returns the prefix stripped (for `X-Forwarded-Prefix`), if any.
-pub fn rewrite_path(filter: &Filter, path: &mut String, captures: &Captures, stripped: &mut String) {
+pub fn rewrite_path(
+    filter: &Filter,
+    path: &mut String,
+    captures: &Captures,
+    stripped: &mut String,
+) {
     match filter {
         Filter::StripPrefix(n) => {
             let mut cut = 0;
@@ -272,7 +348,11 @@ pub fn rewrite_path(filter: &Filter, path: &mut String, captures: &Captures, str
         Filter::PrefixPath(p) => path.insert_str(0, p),
         Filter::RewritePath { regex, replacement } => {
             if let std::borrow::Cow::Owned(s) = regex.replace(path, replacement.as_str()) {
-                *path = if s.starts_with('/') { s } else { format!("/{s}") };
+                *path = if s.starts_with('/') {
+                    s
+                } else {
+                    format!("/{s}")
+                };
             }
         }
         Filter::SetPath(template) => {
@@ -280,7 +360,9 @@ pub fn rewrite_path(filter: &Filter, path: &mut String, captures: &Captures, str
             let mut rest = template.as_str();
             while let Some(open) = rest.find('{') {
                 out.push_str(&rest[..open]);
-                let Some(close) = rest[open..].find('}') else { break };
+                let Some(close) = rest[open..].find('}') else {
+                    break;
+                };
                 let name = &rest[open + 1..open + close];
                 if let Some((_, v)) = captures.iter().find(|(k, _)| k == name) {
                     out.push_str(v.trim_start_matches('/'));
@@ -323,15 +405,32 @@ mod tests {
     #[test]
     fn path_filters() {
         let none = Captures::new();
-        assert_eq!(run(&Filter::StripPrefix(1), "/users/1", &none), ("/1".into(), "/users".into()));
-        assert_eq!(run(&Filter::StripPrefix(2), "/a/b/c", &none), ("/c".into(), "/a/b".into()));
-        assert_eq!(run(&Filter::StripPrefix(1), "/users", &none), ("/".into(), "/users".into()));
+        assert_eq!(
+            run(&Filter::StripPrefix(1), "/users/1", &none),
+            ("/1".into(), "/users".into())
+        );
+        assert_eq!(
+            run(&Filter::StripPrefix(2), "/a/b/c", &none),
+            ("/c".into(), "/a/b".into())
+        );
+        assert_eq!(
+            run(&Filter::StripPrefix(1), "/users", &none),
+            ("/".into(), "/users".into())
+        );
         assert_eq!(run(&Filter::StripPrefix(3), "/a/b", &none).0, "/");
-        assert_eq!(run(&Filter::PrefixPath("/api".into()), "/x", &none).0, "/api/x");
+        assert_eq!(
+            run(&Filter::PrefixPath("/api".into()), "/x", &none).0,
+            "/api/x"
+        );
         let spec = Spec::shortcut("RewritePath=/red/?(?<segment>.*), /$\\{segment}").unwrap();
-        let Compiled::Filter(f) = compile(&spec).unwrap() else { panic!() };
+        let Compiled::Filter(f) = compile(&spec).unwrap() else {
+            panic!()
+        };
         assert_eq!(run(&f, "/red/blue", &none).0, "/blue");
         let caps = vec![("segment".to_owned(), "x".to_owned())];
-        assert_eq!(run(&Filter::SetPath("/v2/{segment}".into()), "/a/x", &caps).0, "/v2/x");
+        assert_eq!(
+            run(&Filter::SetPath("/v2/{segment}".into()), "/a/x", &caps).0,
+            "/v2/x"
+        );
     }
 }

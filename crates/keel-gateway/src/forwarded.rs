@@ -87,7 +87,11 @@ pub fn apply(out: &mut HeaderMap, hop: &Hop<'_>) {
         let port = hop
             .host
             .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.rsplit_once(':').filter(|(_, p)| !p.contains(']')).and_then(|(_, p)| p.parse::<u16>().ok()))
+            .and_then(|h| {
+                h.rsplit_once(':')
+                    .filter(|(_, p)| !p.contains(']'))
+                    .and_then(|(_, p)| p.parse::<u16>().ok())
+            })
             .unwrap_or(hop.local_port);
         out.insert("x-forwarded-port", HeaderValue::from(port));
     }
@@ -99,7 +103,11 @@ pub fn apply(out: &mut HeaderMap, hop: &Hop<'_>) {
         out.insert("x-forwarded-prefix", v);
     }
     // RFC 7239: IPv6 addresses are quoted and bracketed.
-    let node = if ip.is_ipv6() { format!("\"[{ip}]\"") } else { ip_text };
+    let node = if ip.is_ipv6() {
+        format!("\"[{ip}]\"")
+    } else {
+        ip_text
+    };
     let mut element = format!("for={node};proto={}", hop.proto);
     if let Some(h) = hop.host.and_then(|h| h.to_str().ok()) {
         element.push_str(";host=\"");
@@ -121,9 +129,18 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("1.1.1.1"));
         let none = TrustedProxies::default();
-        assert_eq!(none.client_ip("9.9.9.9".parse().unwrap(), &h), "9.9.9.9".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            none.client_ip("9.9.9.9".parse().unwrap(), &h),
+            "9.9.9.9".parse::<IpAddr>().unwrap()
+        );
         let lb = TrustedProxies(vec!["10.0.0.0/8".parse().unwrap()]);
-        h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 2.2.2.2, 10.0.0.5"));
-        assert_eq!(lb.client_ip("10.0.0.1".parse().unwrap(), &h), "2.2.2.2".parse::<IpAddr>().unwrap());
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 2.2.2.2, 10.0.0.5"),
+        );
+        assert_eq!(
+            lb.client_ip("10.0.0.1".parse().unwrap(), &h),
+            "2.2.2.2".parse::<IpAddr>().unwrap()
+        );
     }
 }

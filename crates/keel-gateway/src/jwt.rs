@@ -9,11 +9,17 @@ use http::HeaderMap;
 /// to the route's empty-key policy.
 pub fn subject(headers: &HeaderMap) -> Option<String> {
     let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-    let token = auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("bearer "))?;
+    let token = auth
+        .strip_prefix("Bearer ")
+        .or_else(|| auth.strip_prefix("bearer "))?;
     let payload = token.split('.').nth(1)?;
     let bytes = base64url(payload)?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    claims.get("sub")?.as_str().filter(|s| !s.is_empty()).map(str::to_owned)
+    claims
+        .get("sub")?
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 fn base64url(s: &str) -> Option<Vec<u8>> {
@@ -45,7 +51,12 @@ mod tests {
     fn reads_sub() {
         let mut h = http::HeaderMap::new();
         // {"sub":"alice"}
-        h.insert("authorization", "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.".parse().unwrap());
+        h.insert(
+            "authorization",
+            "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9."
+                .parse()
+                .unwrap(),
+        );
         assert_eq!(super::subject(&h).as_deref(), Some("alice"));
     }
 }

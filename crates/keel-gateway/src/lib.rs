@@ -9,6 +9,7 @@ mod admin;
 mod client;
 mod config;
 pub mod definition;
+mod discovery;
 mod filter;
 mod forwarded;
 mod jwt;
@@ -18,7 +19,6 @@ mod pattern;
 mod predicate;
 mod proxy;
 mod rate_limit;
-mod registry_feed;
 mod respond;
 mod table;
 mod upstream;
@@ -44,7 +44,6 @@ pub use forwarded::TrustedProxies;
 pub(crate) use jwt::subject as jwt_subject;
 pub use path::{PathError, normalize};
 pub use predicate::Cidr;
-pub use registry_feed::RegistryFeed;
 pub use table::CompileError;
 pub use upstream::{Endpoint, Service, Services};
 
@@ -56,15 +55,23 @@ use crate::table::{CompileContext, Table};
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     #[error("read route file {path}: {source}")]
-    ReadRoutes { path: String, source: std::io::Error },
+    ReadRoutes {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("route file {path}: {source}")]
-    ParseRoutes { path: String, source: DefinitionError },
+    ParseRoutes {
+        path: String,
+        source: DefinitionError,
+    },
     #[error(transparent)]
     Definition(#[from] DefinitionError),
     #[error("invalid route table: {0}")]
     Compile(#[from] CompileError),
     #[error("open access log: {0}")]
     AccessLog(std::io::Error),
+    #[error("discovery: {0}")]
+    Discovery(String),
     #[error("route `{0}` was not created through the admin API")]
     NotApiRoute(String),
 }
@@ -81,7 +88,13 @@ struct Sources {
 impl Sources {
     fn merged(&self) -> RouteDocument {
         let mut routes: Vec<RouteDefinition> = Vec::new();
-        for r in self.file.routes.iter().chain(&self.config.routes).chain(&self.api) {
+        for r in self
+            .file
+            .routes
+            .iter()
+            .chain(&self.config.routes)
+            .chain(&self.api)
+        {
             match routes.iter_mut().find(|x| x.id == r.id) {
                 Some(x) => *x = r.clone(),
                 None => routes.push(r.clone()),
@@ -95,7 +108,11 @@ impl Sources {
         RouteDocument {
             routes,
             default_filters,
-            discovery: self.file.discovery.clone().or_else(|| self.config.discovery.clone()),
+            discovery: self
+                .file
+                .discovery
+                .clone()
+                .or_else(|| self.config.discovery.clone()),
         }
     }
 }
@@ -127,7 +144,8 @@ impl Gateway {
     /// log's writer task is spawned here).
     pub fn new(config: GatewayConfig, health: &HealthRegistry) -> Result<Self, GatewayError> {
         let metrics = GatewayMetrics::default();
-        let access_log = access_log::AccessLog::start(&config.access_log, metrics.clone()).map_err(GatewayError::AccessLog)?;
+        let access_log = access_log::AccessLog::start(&config.access_log, metrics.clone())
+            .map_err(GatewayError::AccessLog)?;
         let services = Services::new(config.clone(), metrics.clone());
         let gw = Gateway(Arc::new(Inner {
             table: ArcSwap::from_pointee(Table::empty()),
@@ -168,8 +186,15 @@ impl Gateway {
     }
 
     /// Replaces a service's instances (`(instance id, address)` pairs).
-    pub fn set_instances(&self, service: &str, instances: impl IntoIterator<Item = (String, SocketAddr)>) {
-        let specs = instances.into_iter().map(|(id, addr)| InstanceSpec::new(id, Endpoint::http(addr))).collect();
+    pub fn set_instances(
+        &self,
+        service: &str,
+        instances: impl IntoIterator<Item = (String, SocketAddr)>,
+    ) {
+        let specs = instances
+            .into_iter()
+            .map(|(id, addr)| InstanceSpec::new(id, Endpoint::http(addr)))
+            .collect();
         self.services.set_instances(service, specs);
     }
 
@@ -186,7 +211,10 @@ impl Gateway {
         Ok(())
     }
 
-    fn with_sources(&self, change: impl FnOnce(&Sources) -> Result<Sources, GatewayError>) -> Result<(), GatewayError> {
+    fn with_sources(
+        &self,
+        change: impl FnOnce(&Sources) -> Result<Sources, GatewayError>,
+    ) -> Result<(), GatewayError> {
         let mut sources = self.lock_sources();
         let next = change(&sources)?;
         self.rebuild(&mut sources, next)?;
@@ -195,18 +223,38 @@ impl Gateway {
 
     /// Re-reads the route file. An invalid file is rejected and the current table keeps serving.
     pub fn reload_file(&self) -> Result<(), GatewayError> {
-        let Some(path) = &self.config.routes_file else { return Ok(()) };
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| GatewayError::ReadRoutes { path: path.display().to_string(), source })?;
+        let Some(path) = &self.config.routes_file else {
+            return Ok(());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| GatewayError::ReadRoutes {
+            path: path.display().to_string(),
+            source,
+        })?;
         let properties = path.extension().is_some_and(|e| e == "properties");
-        let doc = RouteDocument::parse(&text, properties)
-            .map_err(|source| GatewayError::ParseRoutes { path: path.display().to_string(), source })?;
-        self.with_sources(|s| Ok(Sources { file: doc, config: s.config.clone(), api: s.api.clone() }))
+        let doc = RouteDocument::parse(&text, properties).map_err(|source| {
+            GatewayError::ParseRoutes {
+                path: path.display().to_string(),
+                source,
+            }
+        })?;
+        self.with_sources(|s| {
+            Ok(Sources {
+                file: doc,
+                config: s.config.clone(),
+                api: s.api.clone(),
+            })
+        })
     }
 
     /// Replaces the routes that come from the config centre (flat Spring keys of the gateway's application).
     pub fn set_config_routes(&self, doc: RouteDocument) -> Result<(), GatewayError> {
-        self.with_sources(|s| Ok(Sources { file: s.file.clone(), config: doc, api: s.api.clone() }))
+        self.with_sources(|s| {
+            Ok(Sources {
+                file: s.file.clone(),
+                config: doc,
+                api: s.api.clone(),
+            })
+        })
     }
 
     /// Adds or replaces an admin-API route.
@@ -217,7 +265,11 @@ impl Gateway {
                 Some(r) => *r = def,
                 None => api.push(def),
             }
-            Ok(Sources { file: s.file.clone(), config: s.config.clone(), api })
+            Ok(Sources {
+                file: s.file.clone(),
+                config: s.config.clone(),
+                api,
+            })
         })
     }
 
@@ -230,14 +282,22 @@ impl Gateway {
             if api.len() == before {
                 return Err(GatewayError::NotApiRoute(id.to_owned()));
             }
-            Ok(Sources { file: s.file.clone(), config: s.config.clone(), api })
+            Ok(Sources {
+                file: s.file.clone(),
+                config: s.config.clone(),
+                api,
+            })
         })
     }
 
     /// Compiles `doc` as it would be served, merged with the current sources, without swapping anything in.
     pub fn validate(&self, doc: &RouteDocument) -> Result<usize, CompileError> {
         let sources = self.lock_sources();
-        let mut next = Sources { file: sources.file.clone(), config: sources.config.clone(), api: sources.api.clone() };
+        let mut next = Sources {
+            file: sources.file.clone(),
+            config: sources.config.clone(),
+            api: sources.api.clone(),
+        };
         drop(sources);
         next.api.extend(doc.routes.iter().cloned());
         let mut merged = next.merged();
@@ -253,7 +313,9 @@ impl Gateway {
         let table = self.table.load();
         let mut out: Vec<(RouteDefinition, &'static str)> = Vec::new();
         for r in &table.routes {
-            let Some(def) = table.definitions.iter().find(|d| *d.id == *r.id) else { continue };
+            let Some(def) = table.definitions.iter().find(|d| *d.id == *r.id) else {
+                continue;
+            };
             let source = if sources.api.iter().any(|d| d.id == def.id) {
                 "api"
             } else if sources.config.routes.iter().any(|d| d.id == def.id) {

@@ -61,23 +61,72 @@ impl GatewayMetrics {
     /// Registers every family under `gateway_` in `registry`.
     pub fn register(&self, registry: &mut Registry) {
         let r = registry.sub_registry_with_prefix("gateway");
-        r.register("requests", "Requests by route and status class", self.requests.clone());
-        r.register("latency_seconds", "Time in the gateway from request to response head", self.gateway_latency.clone());
-        r.register("upstream_latency_seconds", "Time waiting for the upstream response head", self.upstream_latency.clone());
-        r.register("rate_limited", "Requests refused by the route's rate limiter", self.rate_limited.clone());
-        r.register("retries", "Attempts retried on another instance", self.retries.clone());
-        r.register("breaker_state", "Service circuit breaker: 0 closed, 1 open, 2 half-open", self.breaker_state.clone());
-        r.register("instances", "Instances known per service", self.instances.clone());
-        r.register("concurrency_limit", "Adaptive concurrency limit per service", self.concurrency_limit.clone());
-        r.register("access_log_dropped", "Access-log lines dropped because the writer fell behind", self.access_log_dropped.clone());
+        r.register(
+            "requests",
+            "Requests by route and status class",
+            self.requests.clone(),
+        );
+        r.register(
+            "latency_seconds",
+            "Time in the gateway from request to response head",
+            self.gateway_latency.clone(),
+        );
+        r.register(
+            "upstream_latency_seconds",
+            "Time waiting for the upstream response head",
+            self.upstream_latency.clone(),
+        );
+        r.register(
+            "rate_limited",
+            "Requests refused by the route's rate limiter",
+            self.rate_limited.clone(),
+        );
+        r.register(
+            "retries",
+            "Attempts retried on another instance",
+            self.retries.clone(),
+        );
+        r.register(
+            "breaker_state",
+            "Service circuit breaker: 0 closed, 1 open, 2 half-open",
+            self.breaker_state.clone(),
+        );
+        r.register(
+            "instances",
+            "Instances known per service",
+            self.instances.clone(),
+        );
+        r.register(
+            "concurrency_limit",
+            "Adaptive concurrency limit per service",
+            self.concurrency_limit.clone(),
+        );
+        r.register(
+            "access_log_dropped",
+            "Access-log lines dropped because the writer fell behind",
+            self.access_log_dropped.clone(),
+        );
     }
 
     /// The handles one route uses per request (cloned counters, so no family lock on the hot path).
     pub fn route(&self, route: &str) -> RouteMetrics {
-        let status = |class| self.requests.get_or_create_owned(&RouteStatus { route: route.to_owned(), class });
-        let label = RouteLabel { route: route.to_owned() };
+        let status = |class| {
+            self.requests.get_or_create_owned(&RouteStatus {
+                route: route.to_owned(),
+                class,
+            })
+        };
+        let label = RouteLabel {
+            route: route.to_owned(),
+        };
         RouteMetrics {
-            by_class: [status("1xx"), status("2xx"), status("3xx"), status("4xx"), status("5xx")],
+            by_class: [
+                status("1xx"),
+                status("2xx"),
+                status("3xx"),
+                status("4xx"),
+                status("5xx"),
+            ],
             gateway_latency: self.gateway_latency.get_or_create_owned(&label),
             upstream_latency: self.upstream_latency.get_or_create_owned(&label),
             rate_limited: self.rate_limited.get_or_create_owned(&label),
@@ -86,7 +135,9 @@ impl GatewayMetrics {
     }
 
     pub fn service(&self, service: &str) -> ServiceMetrics {
-        let label = ServiceLabel { service: service.to_owned() };
+        let label = ServiceLabel {
+            service: service.to_owned(),
+        };
         ServiceMetrics {
             breaker_state: self.breaker_state.get_or_create_owned(&label),
             instances: self.instances.get_or_create_owned(&label),

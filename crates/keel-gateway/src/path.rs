@@ -141,8 +141,17 @@ mod tests {
     #[test]
     fn bypass_attempts_normalise_to_admin() {
         for p in [
-            "//admin", "/%61dmin", "/./admin", "/x/../admin", "/admin;jsessionid=1", "/%2e/admin",
-            "/x/%2e%2e/admin", "///admin", "/.%2e/admin", "/../admin", "/%2E%2E/admin",
+            "//admin",
+            "/%61dmin",
+            "/./admin",
+            "/x/../admin",
+            "/admin;jsessionid=1",
+            "/%2e/admin",
+            "/x/%2e%2e/admin",
+            "///admin",
+            "/.%2e/admin",
+            "/../admin",
+            "/%2E%2E/admin",
         ] {
             assert_eq!(n(p).unwrap(), "/admin", "{p}");
         }

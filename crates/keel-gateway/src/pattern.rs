@@ -9,7 +9,10 @@ pub type Captures = Vec<(String, String)>;
 enum Segment {
     Literal(String),
     /// A segment with wildcards or variables, compiled to an anchored regex.
-    Glob { regex: Regex, vars: Vec<String> },
+    Glob {
+        regex: Regex,
+        vars: Vec<String>,
+    },
     /// `**` (any number of segments) or `{*name}` (the rest, captured with its leading separator).
     Rest(Option<String>),
 }
@@ -48,7 +51,10 @@ impl Pattern {
     }
 
     fn compile(source: &str, separator: char) -> Result<Self, PatternError> {
-        let err = |reason: String| PatternError { pattern: source.to_owned(), reason };
+        let err = |reason: String| PatternError {
+            pattern: source.to_owned(),
+            reason,
+        };
         let mut segments = Vec::new();
         for raw in source.split(separator).filter(|s| !s.is_empty()) {
             let seg = if raw == "**" {
@@ -63,7 +69,11 @@ impl Pattern {
             };
             segments.push(seg);
         }
-        Ok(Pattern { source: source.to_owned(), separator, segments })
+        Ok(Pattern {
+            source: source.to_owned(),
+            separator,
+            segments,
+        })
     }
 
     /// The pattern as written.
@@ -73,13 +83,18 @@ impl Pattern {
 
     /// Whether the pattern captures variables (callers can skip collecting them otherwise).
     pub fn has_vars(&self) -> bool {
-        self.segments.iter().any(|s| matches!(s, Segment::Glob { vars, .. } if !vars.is_empty())
-            || matches!(s, Segment::Rest(Some(_))))
+        self.segments.iter().any(|s| {
+            matches!(s, Segment::Glob { vars, .. } if !vars.is_empty())
+                || matches!(s, Segment::Rest(Some(_)))
+        })
     }
 
     /// Matches `input` (a normalised path, or a lower-case host); one trailing separator is ignored.
     pub fn matches(&self, input: &str, captures: Option<&mut Captures>) -> bool {
-        let parts: Vec<&str> = input.split(self.separator).filter(|s| !s.is_empty()).collect();
+        let parts: Vec<&str> = input
+            .split(self.separator)
+            .filter(|s| !s.is_empty())
+            .collect();
         let mut scratch = Captures::new();
         let caps = match captures {
             Some(c) => c,
@@ -99,11 +114,14 @@ impl Pattern {
         };
         match seg {
             Segment::Literal(l) => {
-                parts.get(pi).is_some_and(|p| p == l) && self.match_from(si + 1, parts, pi + 1, caps)
+                parts.get(pi).is_some_and(|p| p == l)
+                    && self.match_from(si + 1, parts, pi + 1, caps)
             }
             Segment::Glob { regex, vars } => {
                 let Some(p) = parts.get(pi) else { return false };
-                let Some(m) = regex.captures(p) else { return false };
+                let Some(m) = regex.captures(p) else {
+                    return false;
+                };
                 let mark = caps.len();
                 for v in vars {
                     if let Some(val) = m.name(v) {

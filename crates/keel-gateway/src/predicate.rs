@@ -29,12 +29,26 @@ pub enum Predicate {
     Path(Vec<Pattern>),
     Host(Vec<Pattern>),
     Method(Vec<Method>),
-    Header { name: HeaderName, regex: Option<Regex> },
-    Query { param: String, regex: Option<Regex> },
-    Cookie { name: String, regex: Regex },
+    Header {
+        name: HeaderName,
+        regex: Option<Regex>,
+    },
+    Query {
+        param: String,
+        regex: Option<Regex>,
+    },
+    Cookie {
+        name: String,
+        regex: Regex,
+    },
     RemoteAddr(Vec<Cidr>),
     /// Matches when the request's draw falls in `[lo, hi)`; ranges are assigned per group at compile time.
-    Weight { group: String, weight: u32, lo: f64, hi: f64 },
+    Weight {
+        group: String,
+        weight: u32,
+        lo: f64,
+        hi: f64,
+    },
 }
 
 /// Why a predicate could not be compiled.
@@ -46,7 +60,10 @@ pub struct PredicateError {
 }
 
 fn err(spec: &Spec, reason: impl Into<String>) -> PredicateError {
-    PredicateError { name: spec.name.clone(), reason: reason.into() }
+    PredicateError {
+        name: spec.name.clone(),
+        reason: reason.into(),
+    }
 }
 
 fn regex_arg(spec: &Spec, name: &str, pos: usize) -> Result<Option<Regex>, PredicateError> {
@@ -78,22 +95,42 @@ impl Predicate {
             "Method" => spec
                 .list("methods")
                 .into_iter()
-                .map(|m| Method::from_bytes(m.to_ascii_uppercase().as_bytes()).map_err(|e| err(spec, e.to_string())))
+                .map(|m| {
+                    Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                        .map_err(|e| err(spec, e.to_string()))
+                })
                 .collect::<Result<_, _>>()
                 .map(Predicate::Method),
             "Header" => {
-                let name = spec.arg("header", 0).ok_or_else(|| err(spec, "needs a header name"))?;
-                let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| err(spec, e.to_string()))?;
-                Ok(Predicate::Header { name, regex: regex_arg(spec, "regexp", 1)? })
+                let name = spec
+                    .arg("header", 0)
+                    .ok_or_else(|| err(spec, "needs a header name"))?;
+                let name = HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|e| err(spec, e.to_string()))?;
+                Ok(Predicate::Header {
+                    name,
+                    regex: regex_arg(spec, "regexp", 1)?,
+                })
             }
             "Query" => {
-                let param = spec.arg("param", 0).ok_or_else(|| err(spec, "needs a parameter name"))?;
-                Ok(Predicate::Query { param: param.to_owned(), regex: regex_arg(spec, "regexp", 1)? })
+                let param = spec
+                    .arg("param", 0)
+                    .ok_or_else(|| err(spec, "needs a parameter name"))?;
+                Ok(Predicate::Query {
+                    param: param.to_owned(),
+                    regex: regex_arg(spec, "regexp", 1)?,
+                })
             }
             "Cookie" => {
-                let name = spec.arg("name", 0).ok_or_else(|| err(spec, "needs a cookie name"))?;
-                let regex = regex_arg(spec, "regexp", 1)?.ok_or_else(|| err(spec, "needs a regexp"))?;
-                Ok(Predicate::Cookie { name: name.to_owned(), regex })
+                let name = spec
+                    .arg("name", 0)
+                    .ok_or_else(|| err(spec, "needs a cookie name"))?;
+                let regex =
+                    regex_arg(spec, "regexp", 1)?.ok_or_else(|| err(spec, "needs a regexp"))?;
+                Ok(Predicate::Cookie {
+                    name: name.to_owned(),
+                    regex,
+                })
             }
             "RemoteAddr" => spec
                 .list("sources")
@@ -102,14 +139,28 @@ impl Predicate {
                 .collect::<Result<_, _>>()
                 .map(Predicate::RemoteAddr),
             "Weight" => {
-                let group = spec.arg("group", 0).ok_or_else(|| err(spec, "needs a group"))?;
-                let weight = spec.arg("weight", 1).ok_or_else(|| err(spec, "needs a weight"))?;
-                let weight = weight.parse().map_err(|_| err(spec, format!("weight `{weight}` is not an integer")))?;
-                Ok(Predicate::Weight { group: group.to_owned(), weight, lo: 0.0, hi: 0.0 })
+                let group = spec
+                    .arg("group", 0)
+                    .ok_or_else(|| err(spec, "needs a group"))?;
+                let weight = spec
+                    .arg("weight", 1)
+                    .ok_or_else(|| err(spec, "needs a weight"))?;
+                let weight = weight
+                    .parse()
+                    .map_err(|_| err(spec, format!("weight `{weight}` is not an integer")))?;
+                Ok(Predicate::Weight {
+                    group: group.to_owned(),
+                    weight,
+                    lo: 0.0,
+                    hi: 0.0,
+                })
             }
-            other => Err(err(spec, format!(
-                "unknown predicate `{other}` (known: Path, Host, Method, Header, Query, Cookie, RemoteAddr, Weight)"
-            ))),
+            other => Err(err(
+                spec,
+                format!(
+                    "unknown predicate `{other}` (known: Path, Host, Method, Header, Query, Cookie, RemoteAddr, Weight)"
+                ),
+            )),
         }
     }
 
@@ -121,7 +172,9 @@ impl Predicate {
             Predicate::Host(ps) => ps.iter().any(|p| p.matches(req.host, Some(captures))),
             Predicate::Method(ms) => ms.contains(req.method),
             Predicate::Header { name, regex } => req.headers.get_all(name).iter().any(|v| {
-                regex.as_ref().is_none_or(|r| v.to_str().is_ok_and(|s| r.is_match(s)))
+                regex
+                    .as_ref()
+                    .is_none_or(|r| v.to_str().is_ok_and(|s| r.is_match(s)))
             }),
             Predicate::Query { param, regex } => req.query.is_some_and(|q| {
                 q.split('&').any(|pair| {
@@ -129,13 +182,17 @@ impl Predicate {
                     k == param && regex.as_ref().is_none_or(|r| r.is_match(v))
                 })
             }),
-            Predicate::Cookie { name, regex } => req.headers.get_all(http::header::COOKIE).iter().any(|v| {
-                v.to_str().is_ok_and(|s| {
-                    s.split(';').any(|c| {
-                        c.trim().split_once('=').is_some_and(|(k, v)| k == name && regex.is_match(v))
+            Predicate::Cookie { name, regex } => {
+                req.headers.get_all(http::header::COOKIE).iter().any(|v| {
+                    v.to_str().is_ok_and(|s| {
+                        s.split(';').any(|c| {
+                            c.trim()
+                                .split_once('=')
+                                .is_some_and(|(k, v)| k == name && regex.is_match(v))
+                        })
                     })
                 })
-            }),
+            }
             Predicate::RemoteAddr(cidrs) => cidrs.iter().any(|c| c.contains(req.client_ip)),
             Predicate::Weight { lo, hi, .. } => req.weight_draw >= *lo && req.weight_draw < *hi,
         }
@@ -156,10 +213,18 @@ impl std::str::FromStr for Cidr {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
-        let addr: IpAddr = a.trim().parse().map_err(|_| format!("`{s}` is not an address or CIDR block"))?;
+        let addr: IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}` is not an address or CIDR block"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match p {
-            Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("bad prefix in `{s}`"))?,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("bad prefix in `{s}`"))?,
             None => max,
         };
         Ok(Cidr { addr, prefix })
@@ -174,11 +239,15 @@ impl Cidr {
         };
         match (self.addr, ip) {
             (IpAddr::V4(a), IpAddr::V4(b)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(a) & mask == u32::from(b) & mask
             }
             (IpAddr::V6(a), IpAddr::V6(b)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(a) & mask == u128::from(b) & mask
             }
             _ => false,
@@ -188,16 +257,28 @@ impl Cidr {
 
 /// Assigns each Weight predicate its slice of [0, 1) within its group.
 pub fn assign_weights<'a>(preds: impl Iterator<Item = &'a mut Predicate>) {
-    let mut all: Vec<&mut Predicate> = preds.filter(|p| matches!(p, Predicate::Weight { .. })).collect();
-    let mut totals: std::collections::HashMap<String, (u64, u64)> = std::collections::HashMap::new();
+    let mut all: Vec<&mut Predicate> = preds
+        .filter(|p| matches!(p, Predicate::Weight { .. }))
+        .collect();
+    let mut totals: std::collections::HashMap<String, (u64, u64)> =
+        std::collections::HashMap::new();
     for p in &all {
         if let Predicate::Weight { group, weight, .. } = p {
             totals.entry(group.clone()).or_default().0 += u64::from(*weight);
         }
     }
     for p in &mut all {
-        if let Predicate::Weight { group, weight, lo, hi } = p {
-            let (total, used) = totals.get_mut(group.as_str()).map(|t| (t.0, &mut t.1)).expect("counted above");
+        if let Predicate::Weight {
+            group,
+            weight,
+            lo,
+            hi,
+        } = p
+        {
+            let (total, used) = totals
+                .get_mut(group.as_str())
+                .map(|t| (t.0, &mut t.1))
+                .expect("counted above");
             let total = total.max(1) as f64;
             *lo = *used as f64 / total;
             *used += u64::from(*weight);

@@ -54,7 +54,11 @@ const HOP_BY_HOP: [HeaderName; 6] = [
 
 fn strip_hop_by_hop(h: &mut HeaderMap) {
     // Headers named by Connection are hop-by-hop too (RFC 9110 §7.6.1).
-    if let Some(conn) = h.get(header::CONNECTION).and_then(|v| v.to_str().ok()).map(str::to_owned) {
+    if let Some(conn) = h
+        .get(header::CONNECTION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+    {
         for name in conn.split(',') {
             if let Ok(n) = HeaderName::from_bytes(name.trim().to_ascii_lowercase().as_bytes()) {
                 h.remove(n);
@@ -84,7 +88,10 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
 /// Serves one request arriving from `peer`.
 pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Response<Body> {
     let (mut parts, body) = req.into_parts();
-    let client = gw.config.trusted_proxies.client_ip(peer.ip(), &parts.headers);
+    let client = gw
+        .config
+        .trusted_proxies
+        .client_ip(peer.ip(), &parts.headers);
     let mut ledger = Ledger {
         start: Instant::now(),
         request_id: request_id(&parts.headers),
@@ -101,15 +108,35 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
     };
     // hyper already lets Transfer-Encoding win and closes the connection (RFC 9112 §6.3); a request that
     // still carries both reached us over a path that did not, so it is refused outright.
-    if parts.headers.contains_key(header::TRANSFER_ENCODING) && parts.headers.contains_key(header::CONTENT_LENGTH) {
-        return finish(&gw, ledger, bad(&parts.uri, "both Content-Length and Transfer-Encoding", &parts.headers));
+    if parts.headers.contains_key(header::TRANSFER_ENCODING)
+        && parts.headers.contains_key(header::CONTENT_LENGTH)
+    {
+        return finish(
+            &gw,
+            ledger,
+            bad(
+                &parts.uri,
+                "both Content-Length and Transfer-Encoding",
+                &parts.headers,
+            ),
+        );
     }
     let normalized = match path::normalize(parts.uri.path()) {
         Ok(p) => p,
         Err(e) => {
             let id = ledger.request_id.clone();
             ledger.decision = Some("bad_path");
-            return finish(&gw, ledger, respond::error(StatusCode::BAD_REQUEST, "bad_path", &e.to_string(), parts.uri.path(), &id));
+            return finish(
+                &gw,
+                ledger,
+                respond::error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_path",
+                    &e.to_string(),
+                    parts.uri.path(),
+                    &id,
+                ),
+            );
         }
     };
     ledger.path = normalized.clone().into_owned();
@@ -125,13 +152,24 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
             client_ip: client,
             weight_draw: fastrand::f64(),
         };
-        table.find(&view).map(|(route, captures)| Matched { route, service: None, captures }).or_else(|| discover(&gw, &table, &normalized))
+        table
+            .find(&view)
+            .map(|(route, captures)| Matched {
+                route,
+                service: None,
+                captures,
+            })
+            .or_else(|| discover(&gw, &table, &normalized))
     };
     let Some(matched) = matched else {
         ledger.decision = Some("no_route");
         let id = ledger.request_id.clone();
         let msg = format!("no route matches {normalized}");
-        return finish(&gw, ledger, respond::error(StatusCode::NOT_FOUND, "no_route", &msg, &normalized, &id));
+        return finish(
+            &gw,
+            ledger,
+            respond::error(StatusCode::NOT_FOUND, "no_route", &msg, &normalized, &id),
+        );
     };
     drop(host);
     let mut path = normalized.into_owned();
@@ -143,7 +181,10 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
     let mut max_body: Option<u64> = None;
     for f in table.default_filters.iter().chain(route.filters.iter()) {
         match f {
-            Filter::StripPrefix(_) | Filter::PrefixPath(_) | Filter::RewritePath { .. } | Filter::SetPath(_) => {
+            Filter::StripPrefix(_)
+            | Filter::PrefixPath(_)
+            | Filter::RewritePath { .. }
+            | Filter::SetPath(_) => {
                 filter::rewrite_path(f, &mut path, &matched.captures, &mut stripped);
             }
             Filter::AddRequestHeader(n, v) => {
@@ -176,8 +217,16 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
     {
         ledger.decision = Some("request_too_large");
         let id = ledger.request_id.clone();
-        let msg = format!("Request size is larger than permissible limit. Request size is {len} B where permissible limit is {max} B");
-        let mut resp = respond::error(StatusCode::PAYLOAD_TOO_LARGE, "request_too_large", &msg, &ledger.path, &id);
+        let msg = format!(
+            "Request size is larger than permissible limit. Request size is {len} B where permissible limit is {max} B"
+        );
+        let mut resp = respond::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request_too_large",
+            &msg,
+            &ledger.path,
+            &id,
+        );
         if let Ok(v) = HeaderValue::from_str(&msg) {
             resp.headers_mut().insert("errormessage", v);
         }
@@ -194,16 +243,40 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
             None => {
                 ledger.decision = Some("empty_key");
                 let id = ledger.request_id.clone();
-                return finish(&gw, ledger, respond::error(StatusCode::FORBIDDEN, "empty_key", "no rate-limit key in request", &path, &id));
+                return finish(
+                    &gw,
+                    ledger,
+                    respond::error(
+                        StatusCode::FORBIDDEN,
+                        "empty_key",
+                        "no rate-limit key in request",
+                        &path,
+                        &id,
+                    ),
+                );
             }
         };
         if !decision.allowed {
             route.metrics.rate_limited.inc();
             ledger.decision = Some("rate_limited");
             let id = ledger.request_id.clone();
-            let mut resp = respond::error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "rate limit exceeded", &ledger.path, &id);
-            rate_limit_headers(resp.headers_mut(), &decision, limiter.spec.replenish_rate, limiter.spec.requested_tokens);
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(decision.retry_after_secs));
+            let mut resp = respond::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "rate limit exceeded",
+                &ledger.path,
+                &id,
+            );
+            rate_limit_headers(
+                resp.headers_mut(),
+                &decision,
+                limiter.spec.replenish_rate,
+                limiter.spec.requested_tokens,
+            );
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(decision.retry_after_secs),
+            );
             return finish(&gw, ledger, resp);
         }
         limit_decision = Some(decision);
@@ -215,7 +288,10 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
         parts.headers.remove(h);
     }
     let original_host = parts.headers.remove(header::HOST).or_else(|| {
-        parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
     forwarded::apply(
         &mut parts.headers,
@@ -228,7 +304,9 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
             prefix: &stripped,
         },
     );
-    parts.headers.insert("x-request-id", ledger.request_id.clone());
+    parts
+        .headers
+        .insert("x-request-id", ledger.request_id.clone());
 
     let service = match (&route.target, matched.service) {
         (Target::Service(s), _) => Some(s.clone()),
@@ -238,14 +316,32 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
     ledger.service = service.as_ref().map(|s| s.id.clone());
 
     let mut resp = match &service {
-        Some(s) => forward_to_service(&gw, &route, s, &mut ledger, parts, body, &path, max_body).await,
+        Some(s) => {
+            forward_to_service(&gw, &route, s, &mut ledger, parts, body, &path, max_body).await
+        }
         None => match &route.target {
             Target::Url { endpoint, base } => {
                 let full = format!("{base}{path}");
-                forward_once(&gw, &route, endpoint, &mut ledger, parts, body, &full, max_body).await
+                forward_once(
+                    &gw,
+                    &route,
+                    endpoint,
+                    &mut ledger,
+                    parts,
+                    body,
+                    &full,
+                    max_body,
+                )
+                .await
             }
             // A service route always has a service.
-            _ => respond::error(StatusCode::BAD_GATEWAY, "no_target", "route has no target", &path, &ledger.request_id),
+            _ => respond::error(
+                StatusCode::BAD_GATEWAY,
+                "no_target",
+                "route has no target",
+                &path,
+                &ledger.request_id,
+            ),
         },
     };
 
@@ -289,7 +385,13 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
 }
 
 fn bad(uri: &Uri, what: &str, headers: &HeaderMap) -> Response<Body> {
-    respond::error(StatusCode::BAD_REQUEST, "bad_request", what, uri.path(), &request_id(headers))
+    respond::error(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        what,
+        uri.path(),
+        &request_id(headers),
+    )
 }
 
 fn host_of(parts: &http::request::Parts) -> Cow<'_, str> {
@@ -318,21 +420,40 @@ fn discover(gw: &Gateway, table: &Table, path: &str) -> Option<Matched> {
     if !table.discovers(&service.id) {
         return None;
     }
-    let route = service.discovery_route.get_or_init(|| Arc::new(Table::discovery_route(&service, &gw.compile_context(false))));
-    Some(Matched { route: route.clone(), service: Some(service), captures: Vec::new() })
+    let route = service
+        .discovery_route
+        .get_or_init(|| Arc::new(Table::discovery_route(&service, &gw.compile_context(false))));
+    Some(Matched {
+        route: route.clone(),
+        service: Some(service),
+        captures: Vec::new(),
+    })
 }
 
-fn limit_key(resolver: &KeyResolver, parts: &http::request::Parts, client: IpAddr) -> Option<String> {
+fn limit_key(
+    resolver: &KeyResolver,
+    parts: &http::request::Parts,
+    client: IpAddr,
+) -> Option<String> {
     match resolver {
         KeyResolver::ClientIp => Some(client.to_string()),
-        KeyResolver::Header(h) => parts.headers.get(h).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()).map(str::to_owned),
+        KeyResolver::Header(h) => parts
+            .headers
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned),
         KeyResolver::ApiKey => parts
             .headers
             .get("x-api-key")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
             .or_else(|| {
-                parts.uri.query()?.split('&').find_map(|p| p.strip_prefix("apikey=").map(str::to_owned))
+                parts
+                    .uri
+                    .query()?
+                    .split('&')
+                    .find_map(|p| p.strip_prefix("apikey=").map(str::to_owned))
             })
             .filter(|k| !k.is_empty()),
         KeyResolver::JwtSubject => crate::jwt_subject(&parts.headers),
@@ -367,24 +488,39 @@ impl Payload {
     }
 }
 
-async fn payload(gw: &Gateway, headers: &HeaderMap, body: Body, max_body: Option<u64>) -> Result<Payload, (StatusCode, &'static str)> {
+async fn payload(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    body: Body,
+    max_body: Option<u64>,
+) -> Result<Payload, (StatusCode, &'static str)> {
     use http_body::Body as _;
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     let small = match declared {
         Some(n) => n <= gw.config.max_replay_body as u64,
         None => body.is_end_stream(),
     };
     if small {
-        let limit = gw.config.max_replay_body.min(max_body.map_or(usize::MAX, |m| m as usize));
+        let limit = gw
+            .config
+            .max_replay_body
+            .min(max_body.map_or(usize::MAX, |m| m as usize));
         return match http_body_util::Limited::new(body, limit).collect().await {
             Ok(c) => Ok(Payload::Replayable(c.to_bytes())),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err((StatusCode::PAYLOAD_TOO_LARGE, "request_too_large")),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                Err((StatusCode::PAYLOAD_TOO_LARGE, "request_too_large"))
+            }
             Err(_) => Err((StatusCode::BAD_REQUEST, "body_read_failed")),
         };
     }
     match max_body {
         // Chunked bodies are cut off at the route's limit mid-stream (the upstream sees a reset).
-        Some(m) => Ok(Payload::Stream(Some(Body::new(http_body_util::Limited::new(body, m as usize))))),
+        Some(m) => Ok(Payload::Stream(Some(Body::new(
+            http_body_util::Limited::new(body, m as usize),
+        )))),
         None => Ok(Payload::Stream(Some(body))),
     }
 }
@@ -397,7 +533,14 @@ enum Attempt {
     TimedOut,
 }
 
-async fn attempt(gw: &Gateway, endpoint: &Endpoint, parts: &http::request::Parts, path: &str, body: Body, timeout: Duration) -> Attempt {
+async fn attempt(
+    gw: &Gateway,
+    endpoint: &Endpoint,
+    parts: &http::request::Parts,
+    path: &str,
+    body: Body,
+    timeout: Duration,
+) -> Attempt {
     let mut uri = String::with_capacity(path.len() + 64);
     uri.push_str(endpoint.scheme.as_str());
     uri.push_str("://");
@@ -438,7 +581,10 @@ fn into_response(resp: Response<hyper::body::Incoming>) -> Response<Body> {
     resp.map(Body::new)
 }
 
-#[allow(clippy::too_many_arguments, reason = "one call site; the request's pieces travel together")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site; the request's pieces travel together"
+)]
 async fn forward_once(
     gw: &Gateway,
     route: &Route,
@@ -451,22 +597,62 @@ async fn forward_once(
 ) -> Response<Body> {
     let mut payload = match payload(gw, &parts.headers, body, max_body).await {
         Ok(p) => p,
-        Err((status, reason)) => return respond::error(status, reason, reason, path, &ledger.request_id),
+        Err((status, reason)) => {
+            return respond::error(status, reason, reason, path, &ledger.request_id);
+        }
     };
     ledger.attempts = 1;
     ledger.instance = Some(endpoint.authority.to_string());
     let t = Instant::now();
-    let result = attempt(gw, endpoint, &parts, path, payload.take(), route.response_timeout).await;
+    let result = attempt(
+        gw,
+        endpoint,
+        &parts,
+        path,
+        payload.take(),
+        route.response_timeout,
+    )
+    .await;
     ledger.upstream = Some(t.elapsed());
-    route.metrics.upstream_latency.observe(t.elapsed().as_secs_f64());
+    route
+        .metrics
+        .upstream_latency
+        .observe(t.elapsed().as_secs_f64());
     match result {
         Attempt::Response(r) => into_response(r),
-        Attempt::TimedOut => upstream_failure(gw, route, ledger, &parts, path, StatusCode::GATEWAY_TIMEOUT, "timeout", "upstream timed out").await,
-        Attempt::NotSent(e) | Attempt::Failed(e) => upstream_failure(gw, route, ledger, &parts, path, StatusCode::BAD_GATEWAY, "upstream_error", &e).await,
+        Attempt::TimedOut => {
+            upstream_failure(
+                gw,
+                route,
+                ledger,
+                &parts,
+                path,
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout",
+                "upstream timed out",
+            )
+            .await
+        }
+        Attempt::NotSent(e) | Attempt::Failed(e) => {
+            upstream_failure(
+                gw,
+                route,
+                ledger,
+                &parts,
+                path,
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                &e,
+            )
+            .await
+        }
     }
 }
 
-#[allow(clippy::too_many_arguments, reason = "one call site; the request's pieces travel together")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site; the request's pieces travel together"
+)]
 async fn forward_to_service(
     gw: &Gateway,
     route: &Route,
@@ -480,8 +666,17 @@ async fn forward_to_service(
     // The breaker guards the service as a whole; an open breaker answers without touching it.
     let Ok(permit) = service.breaker.try_acquire() else {
         service.publish_state();
-        return upstream_failure(gw, route, ledger, &parts, path, StatusCode::SERVICE_UNAVAILABLE, "breaker_open",
-            &format!("circuit breaker for service {} is open", service.id)).await;
+        return upstream_failure(
+            gw,
+            route,
+            ledger,
+            &parts,
+            path,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "breaker_open",
+            &format!("circuit breaker for service {} is open", service.id),
+        )
+        .await;
     };
     // The adaptive limit sheds load before queues build up in the service.
     let token = match &service.limit {
@@ -489,8 +684,17 @@ async fn forward_to_service(
             Ok(t) => Some(t),
             Err(_) => {
                 service.breaker.cancel(permit);
-                return upstream_failure(gw, route, ledger, &parts, path, StatusCode::SERVICE_UNAVAILABLE, "overloaded",
-                    &format!("service {} is at its concurrency limit", service.id)).await;
+                return upstream_failure(
+                    gw,
+                    route,
+                    ledger,
+                    &parts,
+                    path,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                    &format!("service {} is at its concurrency limit", service.id),
+                )
+                .await;
             }
         },
         None => None,
@@ -514,7 +718,11 @@ async fn forward_to_service(
     };
     let mut tried: Vec<InstanceId> = Vec::new();
     let t = Instant::now();
-    let mut last_error: (StatusCode, &'static str, String) = (StatusCode::SERVICE_UNAVAILABLE, "no_instance", String::new());
+    let mut last_error: (StatusCode, &'static str, String) = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no_instance",
+        String::new(),
+    );
     loop {
         let refs: Vec<&InstanceId> = tried.iter().collect();
         let pick: Option<Pick<Endpoint>> = service.balancer.pick_excluding(&refs);
@@ -525,7 +733,15 @@ async fn forward_to_service(
         ledger.attempts += 1;
         let id = pick.id().clone();
         ledger.instance = Some(id.to_string());
-        let result = attempt(gw, pick.endpoint(), &parts, path, payload.take(), route.response_timeout).await;
+        let result = attempt(
+            gw,
+            pick.endpoint(),
+            &parts,
+            path,
+            payload.take(),
+            route.response_timeout,
+        )
+        .await;
         match result {
             Attempt::Response(r) if r.status().is_server_error() => {
                 let status = r.status();
@@ -535,25 +751,63 @@ async fn forward_to_service(
                 if gateway_like && may_retry(idempotent, ledger.attempts) {
                     tried.push(id);
                     route.metrics.retries.inc();
-                    last_error = (status, "upstream_status", format!("upstream answered {status}"));
+                    last_error = (
+                        status,
+                        "upstream_status",
+                        format!("upstream answered {status}"),
+                    );
                     continue;
                 }
                 finish_call(service, permit, token, Outcome::Failure);
                 ledger.upstream = Some(t.elapsed());
-                route.metrics.upstream_latency.observe(t.elapsed().as_secs_f64());
-                if route.breaker.as_ref().is_some_and(|b| b.status_codes.contains(&status)) {
-                    return fallback(gw, route, ledger, &parts, path, status, "upstream_status", "upstream failed").await;
+                route
+                    .metrics
+                    .upstream_latency
+                    .observe(t.elapsed().as_secs_f64());
+                if route
+                    .breaker
+                    .as_ref()
+                    .is_some_and(|b| b.status_codes.contains(&status))
+                {
+                    return fallback(
+                        gw,
+                        route,
+                        ledger,
+                        &parts,
+                        path,
+                        status,
+                        "upstream_status",
+                        "upstream failed",
+                    )
+                    .await;
                 }
                 return into_response(r);
             }
             Attempt::Response(r) => {
                 service.balancer.success(pick);
                 ledger.upstream = Some(t.elapsed());
-                route.metrics.upstream_latency.observe(t.elapsed().as_secs_f64());
+                route
+                    .metrics
+                    .upstream_latency
+                    .observe(t.elapsed().as_secs_f64());
                 let status = r.status();
-                if route.breaker.as_ref().is_some_and(|b| b.status_codes.contains(&status)) {
+                if route
+                    .breaker
+                    .as_ref()
+                    .is_some_and(|b| b.status_codes.contains(&status))
+                {
                     finish_call(service, permit, token, Outcome::Failure);
-                    return fallback(gw, route, ledger, &parts, path, status, "upstream_status", "upstream failed").await;
+                    return fallback(
+                        gw,
+                        route,
+                        ledger,
+                        &parts,
+                        path,
+                        status,
+                        "upstream_status",
+                        "upstream failed",
+                    )
+                    .await;
                 }
                 finish_call(service, permit, token, Outcome::Success);
                 return into_response(r);
@@ -583,7 +837,17 @@ async fn forward_to_service(
                 service.balancer.failure(pick);
                 ledger.upstream = Some(t.elapsed());
                 finish_call(service, permit, token, Outcome::Timeout);
-                return upstream_failure(gw, route, ledger, &parts, path, StatusCode::GATEWAY_TIMEOUT, "timeout", "upstream timed out").await;
+                return upstream_failure(
+                    gw,
+                    route,
+                    ledger,
+                    &parts,
+                    path,
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "timeout",
+                    "upstream timed out",
+                )
+                .await;
             }
         }
     }
@@ -598,10 +862,19 @@ async fn forward_to_service(
     upstream_failure(gw, route, ledger, &parts, path, status, reason, &msg).await
 }
 
-fn finish_call(service: &Service, permit: keel_resilience::Permit, token: Option<keel_resilience::LimitToken>, outcome: Outcome) {
+fn finish_call(
+    service: &Service,
+    permit: keel_resilience::Permit,
+    token: Option<keel_resilience::LimitToken>,
+    outcome: Outcome,
+) {
     service.breaker.record(permit, outcome);
     if let Some(t) = token {
-        if outcome == Outcome::Success { t.success() } else { t.dropped() }
+        if outcome == Outcome::Success {
+            t.success()
+        } else {
+            t.dropped()
+        }
     }
     service.publish_state();
 }
@@ -609,10 +882,19 @@ fn finish_call(service: &Service, permit: keel_resilience::Permit, token: Option
 fn no_instance(ledger: &mut Ledger, service: &Service, path: &str) -> Response<Body> {
     ledger.decision = Some("no_instance");
     let msg = format!("no healthy instance of service {}", service.id);
-    respond::error(StatusCode::SERVICE_UNAVAILABLE, "no_instance", &msg, path, &ledger.request_id)
+    respond::error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no_instance",
+        &msg,
+        path,
+        &ledger.request_id,
+    )
 }
 
-#[allow(clippy::too_many_arguments, reason = "one call site shape for every failure")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site shape for every failure"
+)]
 async fn upstream_failure(
     gw: &Gateway,
     route: &Route,
@@ -631,7 +913,10 @@ async fn upstream_failure(
 }
 
 /// The route's CircuitBreaker fallback: a forward inside the gateway, a URL, or a static answer.
-#[allow(clippy::too_many_arguments, reason = "one call site shape for every failure")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site shape for every failure"
+)]
 async fn fallback(
     gw: &Gateway,
     route: &Route,
@@ -661,15 +946,31 @@ async fn fallback(
             Ok(u) if u.authority().is_some() => {
                 let endpoint = Endpoint {
                     scheme: http::uri::Scheme::HTTP,
-                    authority: u.authority().cloned().unwrap_or_else(|| http::uri::Authority::from_static("127.0.0.1")),
+                    authority: u
+                        .authority()
+                        .cloned()
+                        .unwrap_or_else(|| http::uri::Authority::from_static("127.0.0.1")),
                 };
                 let mut p = http::Request::new(()).into_parts().0;
                 p.method = parts.method.clone();
                 p.headers = parts.headers.clone();
                 p.headers.remove(header::CONTENT_LENGTH);
-                p.uri = u.path_and_query().map_or(Uri::from_static("/"), |pq| pq.as_str().parse().unwrap_or_else(|_| Uri::from_static("/")));
+                p.uri = u.path_and_query().map_or(Uri::from_static("/"), |pq| {
+                    pq.as_str()
+                        .parse()
+                        .unwrap_or_else(|_| Uri::from_static("/"))
+                });
                 let fpath = p.uri.path().to_owned();
-                match attempt(gw, &endpoint, &p, &fpath, Body::empty(), route.response_timeout).await {
+                match attempt(
+                    gw,
+                    &endpoint,
+                    &p,
+                    &fpath,
+                    Body::empty(),
+                    route.response_timeout,
+                )
+                .await
+                {
                     Attempt::Response(r) => into_response(r),
                     _ => respond::error(status, reason, message, path, &ledger.request_id),
                 }
@@ -678,7 +979,9 @@ async fn fallback(
         }
     } else {
         let mut r = Response::new(Body::from(spec.fallback_body.clone().unwrap_or_default()));
-        *r.status_mut() = spec.fallback_status.unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        *r.status_mut() = spec
+            .fallback_status
+            .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         r
     };
     if let Ok(v) = HeaderValue::from_str(reason) {
@@ -699,7 +1002,6 @@ async fn handle_fallback(gw: Gateway, req: Request<Body>) -> Response<Body> {
 #[derive(Clone, Copy, Debug)]
 struct FallbackDepth;
 
-
 fn finish(gw: &Gateway, ledger: Ledger, resp: Response<Body>) -> Response<Body> {
     let total = ledger.start.elapsed();
     let status = resp.status().as_u16();
@@ -708,7 +1010,9 @@ fn finish(gw: &Gateway, ledger: Ledger, resp: Response<Body>) -> Response<Body> 
         r.metrics.gateway_latency.observe(total.as_secs_f64());
     }
     if gw.access_log.enabled() {
-        let ts = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let ts = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         gw.access_log.record(AccessEntry {
             ts,
             request_id: ledger.request_id.to_str().unwrap_or("").to_owned(),
@@ -718,7 +1022,11 @@ fn finish(gw: &Gateway, ledger: Ledger, resp: Response<Body>) -> Response<Body> 
             method: ledger.method.to_string(),
             path: ledger.path,
             status,
-            bytes: resp.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()),
+            bytes: resp
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok()),
             total_ms: total.as_secs_f64() * 1000.0,
             upstream_ms: ledger.upstream.map(|d| d.as_secs_f64() * 1000.0),
             client: ledger.client.to_string(),

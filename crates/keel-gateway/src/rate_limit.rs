@@ -41,7 +41,13 @@ impl KeyedLimiter {
     pub fn new(spec: RateLimitSpec) -> Self {
         let emission = 1_000_000_000 / u64::from(spec.replenish_rate.max(1));
         let capacity = emission * u64::from(spec.burst_capacity);
-        KeyedLimiter { spec, origin: Instant::now(), emission, capacity, shards: Default::default() }
+        KeyedLimiter {
+            spec,
+            origin: Instant::now(),
+            emission,
+            capacity,
+            shards: Default::default(),
+        }
     }
 
     fn shard(&self, key: &str) -> &Mutex<HashMap<Box<str>, u64>> {
@@ -55,7 +61,9 @@ impl KeyedLimiter {
 
     /// Takes `requested_tokens` for `key` if available.
     pub fn check(&self, key: &str) -> Decision {
-        let now = Instant::now().saturating_duration_since(self.origin).as_nanos() as u64;
+        let now = Instant::now()
+            .saturating_duration_since(self.origin)
+            .as_nanos() as u64;
         let cost = self.emission * u64::from(self.spec.requested_tokens);
         let secs = |ns: u64| ns.div_ceil(1_000_000_000);
         // A poisoned shard only means another request panicked mid-update; the u64 inside is still valid.
@@ -112,7 +120,10 @@ mod tests {
             deny_empty_key: true,
         });
         let r: Vec<_> = (0..4).map(|_| l.check("a")).collect();
-        assert_eq!(r.iter().map(|d| d.remaining).collect::<Vec<_>>(), vec![2, 1, 0, 0]);
+        assert_eq!(
+            r.iter().map(|d| d.remaining).collect::<Vec<_>>(),
+            vec![2, 1, 0, 0]
+        );
         assert!(!r[3].allowed);
         assert_eq!(r[3].retry_after_secs, 1);
         assert!(l.check("b").allowed);

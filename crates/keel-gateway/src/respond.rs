@@ -4,7 +4,13 @@ use axum::body::Body;
 use http::{HeaderValue, Response, StatusCode, header};
 
 /// A JSON error in Spring's error shape, plus the reason and request id.
-pub fn error(status: StatusCode, reason: &'static str, message: &str, path: &str, request_id: &HeaderValue) -> Response<Body> {
+pub fn error(
+    status: StatusCode,
+    reason: &'static str,
+    message: &str,
+    path: &str,
+    request_id: &HeaderValue,
+) -> Response<Body> {
     let body = serde_json::json!({
         "status": status.as_u16(),
         "error": status.canonical_reason().unwrap_or(""),
@@ -15,7 +21,11 @@ pub fn error(status: StatusCode, reason: &'static str, message: &str, path: &str
     });
     let mut resp = Response::new(Body::from(body.to_string()));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp.headers_mut().insert("x-request-id", request_id.clone());
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut()
+        .insert("x-request-id", request_id.clone());
     resp
 }

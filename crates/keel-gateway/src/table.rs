@@ -88,7 +88,10 @@ pub struct Table {
 
 fn glob(g: &str) -> Result<Pattern, CompileError> {
     // Service-id globs reuse host patterns: `*` within one dot-free name, case-insensitive.
-    Pattern::host(g).map_err(|e| CompileError { route: "discovery".into(), reason: e.to_string() })
+    Pattern::host(g).map_err(|e| CompileError {
+        route: "discovery".into(),
+        reason: e.to_string(),
+    })
 }
 
 fn parse_uri(uri: &str, ctx: &CompileContext<'_>) -> Result<Target, String> {
@@ -97,29 +100,51 @@ fn parse_uri(uri: &str, ctx: &CompileContext<'_>) -> Result<Target, String> {
         if service.is_empty() || service.contains('/') {
             return Err(format!("`{uri}`: expected lb://service-id"));
         }
-        let service = if ctx.dry_run { ctx.services.detached(service) } else { ctx.services.get_or_create(service) };
+        let service = if ctx.dry_run {
+            ctx.services.detached(service)
+        } else {
+            ctx.services.get_or_create(service)
+        };
         return Ok(Target::Service(service));
     }
     let parsed: http::Uri = uri.parse().map_err(|e| format!("`{uri}`: {e}"))?;
-    let scheme = parsed.scheme().cloned().ok_or_else(|| format!("`{uri}`: no scheme"))?;
+    let scheme = parsed
+        .scheme()
+        .cloned()
+        .ok_or_else(|| format!("`{uri}`: no scheme"))?;
     if scheme != Scheme::HTTP {
-        return Err(format!("`{uri}`: only lb:// and http:// targets are supported (https upstreams are not yet)"));
+        return Err(format!(
+            "`{uri}`: only lb:// and http:// targets are supported (https upstreams are not yet)"
+        ));
     }
-    let host = parsed.authority().ok_or_else(|| format!("`{uri}`: no host"))?;
+    let host = parsed
+        .authority()
+        .ok_or_else(|| format!("`{uri}`: no host"))?;
     let authority: Authority = if host.port().is_some() {
         host.clone()
     } else {
-        format!("{}:80", host.host()).parse().map_err(|e| format!("`{uri}`: {e}"))?
+        format!("{}:80", host.host())
+            .parse()
+            .map_err(|e| format!("`{uri}`: {e}"))?
     };
     let base = parsed.path().trim_end_matches('/').to_owned();
-    Ok(Target::Url { endpoint: Endpoint { scheme, authority }, base })
+    Ok(Target::Url {
+        endpoint: Endpoint { scheme, authority },
+        base,
+    })
 }
 
-fn compile_filters(specs: &[Spec], route: &str) -> Result<(Vec<Filter>, Vec<RouteOption>), CompileError> {
+fn compile_filters(
+    specs: &[Spec],
+    route: &str,
+) -> Result<(Vec<Filter>, Vec<RouteOption>), CompileError> {
     let mut filters = Vec::new();
     let mut options = Vec::new();
     for spec in specs {
-        match filter::compile(spec).map_err(|e| CompileError { route: route.into(), reason: e.to_string() })? {
+        match filter::compile(spec).map_err(|e| CompileError {
+            route: route.into(),
+            reason: e.to_string(),
+        })? {
             Compiled::Filter(f) => filters.push(f),
             Compiled::Option(o) => options.push(o),
         }
@@ -131,16 +156,21 @@ fn metadata_ms(def: &RouteDefinition, key: &str) -> Result<Option<Duration>, Com
     def.metadata
         .get(key)
         .map(|v| {
-            v.trim().parse::<i64>().map(|ms| Duration::from_millis(ms.max(0) as u64)).map_err(|_| CompileError {
-                route: def.id.clone(),
-                reason: format!("metadata `{key}` must be milliseconds, not `{v}`"),
-            })
+            v.trim()
+                .parse::<i64>()
+                .map(|ms| Duration::from_millis(ms.max(0) as u64))
+                .map_err(|_| CompileError {
+                    route: def.id.clone(),
+                    reason: format!("metadata `{key}` must be milliseconds, not `{v}`"),
+                })
         })
         .transpose()
 }
 
 fn header_list(list: &[String]) -> Vec<HeaderName> {
-    list.iter().filter_map(|h| HeaderName::from_bytes(h.trim().to_ascii_lowercase().as_bytes()).ok()).collect()
+    list.iter()
+        .filter_map(|h| HeaderName::from_bytes(h.trim().to_ascii_lowercase().as_bytes()).ok())
+        .collect()
 }
 
 impl Table {
@@ -162,35 +192,60 @@ impl Table {
         for def in &doc.routes {
             routes.push(Self::compile_route(def, ctx)?);
         }
-        assign_weights(routes.iter_mut().flat_map(|r: &mut Route| r.predicates.iter_mut()));
+        assign_weights(
+            routes
+                .iter_mut()
+                .flat_map(|r: &mut Route| r.predicates.iter_mut()),
+        );
         // Stable: equal orders keep declaration order, as SCG does.
         routes.sort_by_key(|r| r.order);
-        let (default_filters, default_options) = compile_filters(&doc.default_filters, "default-filters")?;
+        let (default_filters, default_options) =
+            compile_filters(&doc.default_filters, "default-filters")?;
         if !default_options.is_empty() {
             return Err(CompileError {
                 route: "default-filters".into(),
-                reason: "CircuitBreaker, RequestRateLimiter and Retry must be declared per route".into(),
+                reason: "CircuitBreaker, RequestRateLimiter and Retry must be declared per route"
+                    .into(),
             });
         }
         let discovery = doc.discovery.clone().unwrap_or_default();
         Ok(Table {
             routes: routes.into_iter().map(Arc::new).collect(),
             default_filters,
-            include: discovery.include.iter().map(|g| glob(g)).collect::<Result<_, _>>()?,
-            ignore: discovery.ignore.iter().map(|g| glob(g)).collect::<Result<_, _>>()?,
+            include: discovery
+                .include
+                .iter()
+                .map(|g| glob(g))
+                .collect::<Result<_, _>>()?,
+            ignore: discovery
+                .ignore
+                .iter()
+                .map(|g| glob(g))
+                .collect::<Result<_, _>>()?,
             discovery,
             definitions: doc.routes.clone(),
         })
     }
 
-    fn compile_route(def: &RouteDefinition, ctx: &CompileContext<'_>) -> Result<Route, CompileError> {
-        let fail = |reason: String| CompileError { route: def.id.clone(), reason };
+    fn compile_route(
+        def: &RouteDefinition,
+        ctx: &CompileContext<'_>,
+    ) -> Result<Route, CompileError> {
+        let fail = |reason: String| CompileError {
+            route: def.id.clone(),
+            reason,
+        };
         if def.id.is_empty() || def.id.len() > 200 || def.id.contains(['/', ' ']) {
-            return Err(fail("route ids are 1-200 characters without `/` or spaces".into()));
+            return Err(fail(
+                "route ids are 1-200 characters without `/` or spaces".into(),
+            ));
         }
         let target = parse_uri(&def.uri, ctx).map_err(fail)?;
-        let predicates: Vec<Predicate> =
-            def.predicates.iter().map(|p| Predicate::compile(p).map_err(|e| fail(e.to_string()))).collect::<Result<_, _>>()?;
+        let predicates: Vec<Predicate> = def
+            .predicates
+            .iter()
+            .map(|p| Predicate::compile(p).map_err(|e| fail(e.to_string())))
+            .collect::<Result<_, _>>()?;
         let (filters, options) = compile_filters(&def.filters, &def.id)?;
         let mut breaker = None;
         let mut limiter = None;
@@ -199,11 +254,16 @@ impl Table {
             match o {
                 RouteOption::CircuitBreaker(b) => breaker = Some(b),
                 RouteOption::Retry(r) => retries = r.retries,
-                RouteOption::RateLimiter(spec) if ctx.dry_run => limiter = Some(Arc::new(KeyedLimiter::new(spec))),
+                RouteOption::RateLimiter(spec) if ctx.dry_run => {
+                    limiter = Some(Arc::new(KeyedLimiter::new(spec)))
+                }
                 RouteOption::RateLimiter(spec) => {
                     let key = format!("{}|{spec:?}", def.id);
                     let mut map = ctx.limiters.lock().unwrap_or_else(|e| e.into_inner());
-                    let l = map.entry(key).or_insert_with(|| Arc::new(KeyedLimiter::new(spec))).clone();
+                    let l = map
+                        .entry(key)
+                        .or_insert_with(|| Arc::new(KeyedLimiter::new(spec)))
+                        .clone();
                     limiter = Some(l);
                 }
             }

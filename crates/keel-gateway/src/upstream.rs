@@ -23,8 +23,12 @@ pub struct Endpoint {
 impl Endpoint {
     pub fn http(addr: std::net::SocketAddr) -> Self {
         // A SocketAddr always renders as a valid authority.
-        let authority = Authority::try_from(addr.to_string()).expect("socket address is a valid authority");
-        Endpoint { scheme: Scheme::HTTP, authority }
+        let authority =
+            Authority::try_from(addr.to_string()).expect("socket address is a valid authority");
+        Endpoint {
+            scheme: Scheme::HTTP,
+            authority,
+        }
     }
 }
 
@@ -49,7 +53,9 @@ impl Service {
     }
 
     pub fn publish_state(&self) {
-        self.metrics.breaker_state.set(self.breaker.state().as_gauge());
+        self.metrics
+            .breaker_state
+            .set(self.breaker.state().as_gauge());
         if let Some(l) = &self.limit {
             self.metrics.concurrency_limit.set(l.limit() as i64);
         }
@@ -67,7 +73,12 @@ pub struct Services {
 
 impl Services {
     pub fn new(config: GatewayConfig, metrics: GatewayMetrics) -> Self {
-        Services { map: ArcSwap::from_pointee(HashMap::new()), write: Mutex::new(()), config, metrics }
+        Services {
+            map: ArcSwap::from_pointee(HashMap::new()),
+            write: Mutex::new(()),
+            config,
+            metrics,
+        }
     }
 
     /// The service with this id (any case; the registry stores ids upper-case).
@@ -114,7 +125,11 @@ impl Services {
             balancer: Balancer::new(c.balancer.clone(), Vec::new()),
             breaker: CircuitBreaker::new(c.breaker.clone()),
             limit: c.concurrency_limit.map(|l| Arc::new(AdaptiveLimit::new(l))),
-            budget: RetryBudget::new(Duration::from_secs(10), c.retry_budget_min_per_sec, c.retry_budget_ratio),
+            budget: RetryBudget::new(
+                Duration::from_secs(10),
+                c.retry_budget_min_per_sec,
+                c.retry_budget_ratio,
+            ),
             metrics: self.metrics.service(&id),
             discovery_route: std::sync::OnceLock::new(),
             count: AtomicUsize::new(0),
@@ -131,7 +146,10 @@ impl Services {
 
     /// Replaces every service's instances; services missing from `all` are left with none.
     pub fn replace_all(&self, all: HashMap<String, Vec<InstanceSpec<Endpoint>>>) {
-        let all: HashMap<String, _> = all.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+        let all: HashMap<String, _> = all
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
         for s in self.all() {
             if !all.contains_key(s.id.as_ref()) && s.instance_count() > 0 {
                 self.set_instances(&s.id, Vec::new());

@@ -14,7 +14,9 @@ impl Gateway {
             let m = std::fs::metadata(p).ok()?;
             // Content hash too: an edit within the mtime granularity must still be seen.
             let text = std::fs::read(p).ok()?;
-            let hash = text.iter().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100000001b3));
+            let hash = text.iter().fold(0xcbf29ce484222325u64, |h, b| {
+                (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+            });
             Some((m.modified().ok()?, m.len(), hash))
         };
         let mut last = stamp(&path);
@@ -31,8 +33,12 @@ impl Gateway {
                 }
                 last = now;
                 match gw.reload_file() {
-                    Ok(()) => tracing::info!(file = %path.display(), routes = gw.table.load().routes.len(), "routes reloaded"),
-                    Err(e) => tracing::warn!(file = %path.display(), error = %e, "route file rejected; the previous routes keep serving"),
+                    Ok(()) => {
+                        tracing::info!(file = %path.display(), routes = gw.table.load().routes.len(), "routes reloaded")
+                    }
+                    Err(e) => {
+                        tracing::warn!(file = %path.display(), error = %e, "route file rejected; the previous routes keep serving")
+                    }
                 }
             }
         }))

@@ -156,7 +156,7 @@ pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Res
             Some(addr) => format!("http://{addr}"),
             None => settings.registry_url.clone(),
         };
-        keel_gateway::RegistryFeed { url }.spawn(gateway);
+        gateway.follow_registry(&url)?;
     }
 
     let signal = shutdown.clone();

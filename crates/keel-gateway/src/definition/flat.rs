@@ -5,7 +5,8 @@ use super::DefinitionError;
 /// Flattens every YAML document in `text`; sequences become `key[i]`.
 pub fn flatten_yaml(text: &str) -> Result<Vec<(String, String)>, DefinitionError> {
     use saphyr::{LoadableYamlNode, Yaml};
-    let docs = Yaml::load_from_str(text).map_err(|e| DefinitionError::new(format!("invalid YAML: {e}")))?;
+    let docs = Yaml::load_from_str(text)
+        .map_err(|e| DefinitionError::new(format!("invalid YAML: {e}")))?;
     let mut out = Vec::new();
     for doc in &docs {
         walk_yaml(doc, String::new(), &mut out)?;
@@ -14,17 +15,29 @@ pub fn flatten_yaml(text: &str) -> Result<Vec<(String, String)>, DefinitionError
 }
 
 fn join(prefix: &str, key: &str) -> String {
-    if prefix.is_empty() { key.to_owned() } else { format!("{prefix}.{key}") }
+    if prefix.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{prefix}.{key}")
+    }
 }
 
-fn walk_yaml(node: &saphyr::Yaml<'_>, prefix: String, out: &mut Vec<(String, String)>) -> Result<(), DefinitionError> {
+fn walk_yaml(
+    node: &saphyr::Yaml<'_>,
+    prefix: String,
+    out: &mut Vec<(String, String)>,
+) -> Result<(), DefinitionError> {
     use saphyr::{Scalar, Yaml};
     match node {
         Yaml::Mapping(map) => {
             for (k, v) in map {
                 let key = match k {
                     Yaml::Value(s) => scalar(s),
-                    other => return Err(DefinitionError::new(format!("unsupported key {other:?} under `{prefix}`"))),
+                    other => {
+                        return Err(DefinitionError::new(format!(
+                            "unsupported key {other:?} under `{prefix}`"
+                        )));
+                    }
                 };
                 walk_yaml(v, join(&prefix, &key), out)?;
             }
@@ -36,8 +49,16 @@ fn walk_yaml(node: &saphyr::Yaml<'_>, prefix: String, out: &mut Vec<(String, Str
         }
         Yaml::Value(Scalar::Null) if prefix.is_empty() => {}
         Yaml::Value(s) => out.push((prefix, scalar(s))),
-        Yaml::BadValue => return Err(DefinitionError::new(format!("bad YAML value at `{prefix}`"))),
-        other => return Err(DefinitionError::new(format!("unsupported YAML node at `{prefix}`: {other:?}"))),
+        Yaml::BadValue => {
+            return Err(DefinitionError::new(format!(
+                "bad YAML value at `{prefix}`"
+            )));
+        }
+        other => {
+            return Err(DefinitionError::new(format!(
+                "unsupported YAML node at `{prefix}`: {other:?}"
+            )));
+        }
     }
     Ok(())
 }
@@ -59,7 +80,8 @@ pub fn flatten_properties(text: &str) -> Result<Vec<(String, String)>, Definitio
     let mut logical = String::new();
     for line in text.lines() {
         let line = line.trim_start();
-        if logical.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!')) {
+        if logical.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
+        {
             continue;
         }
         if let Some(cont) = line.strip_suffix('\\').filter(|l| !l.ends_with('\\')) {
@@ -95,7 +117,9 @@ pub fn flatten_properties(text: &str) -> Result<Vec<(String, String)>, Definitio
             value = v.trim_start();
         }
         if key.is_empty() {
-            return Err(DefinitionError::new(format!("properties line without a key: `{entry}`")));
+            return Err(DefinitionError::new(format!(
+                "properties line without a key: `{entry}`"
+            )));
         }
         out.push((key, value.trim_end().to_owned()));
     }

@@ -25,16 +25,36 @@ async fn a_backend_killed_mid_load_fails_no_idempotent_request() {
     .await;
     a.kill();
     let (b0, c0) = (b.count(), c.count());
-    eventually(Duration::from_secs(10), "load continues on b and c", || async {
-        (b.count() > b0 + 200 && c.count() > c0 + 200).then_some(())
-    })
+    eventually(
+        Duration::from_secs(10),
+        "load continues on b and c",
+        || async { (b.count() > b0 + 200 && c.count() > c0 + 200).then_some(()) },
+    )
     .await;
     stop.store(true, Ordering::Relaxed);
     let (ok, failed) = load.await.unwrap();
     assert!(ok > 400);
-    assert!(failed.is_empty(), "{} failed, e.g. {:?}", failed.len(), failed.first());
-    let services = json(client().get(g.url("/keel/v1/gateway/services")).send().await.unwrap()).await;
-    let dead = services["services"][0]["instances"].as_array().unwrap().iter().find(|i| i["id"] == "svc-0").cloned().unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} failed, e.g. {:?}",
+        failed.len(),
+        failed.first()
+    );
+    let services = json(
+        client()
+            .get(g.url("/keel/v1/gateway/services"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let dead = services["services"][0]["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "svc-0")
+        .cloned()
+        .unwrap();
     // Its failures either ejected it or priced it out of P2C (failure penalty 1 s).
     assert!(
         dead["ejections"].as_u64().unwrap() >= 1 || dead["rttMs"].as_f64().unwrap() >= 500.0,
@@ -47,7 +67,11 @@ async fn an_open_breaker_serves_the_fallback() {
     let broken = Backend::start("broken").await;
     let spare = Backend::start("spare").await;
     let config = GatewayConfig {
-        breaker: BreakerConfig { request_volume_threshold: 5, sleep_window: Duration::from_secs(60), ..BreakerConfig::default() },
+        breaker: BreakerConfig {
+            request_volume_threshold: 5,
+            sleep_window: Duration::from_secs(60),
+            ..BreakerConfig::default()
+        },
         ..GatewayConfig::default()
     };
     let routes = format!(
@@ -89,11 +113,31 @@ spring.cloud.gateway.routes:
     let r = c.get(g.url("/static/anything")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "cached answer");
-    assert_eq!(broken.count(), seen, "an open breaker sends nothing to the service");
-    let services = json(c.get(g.url("/keel/v1/gateway/services")).send().await.unwrap()).await;
+    assert_eq!(
+        broken.count(),
+        seen,
+        "an open breaker sends nothing to the service"
+    );
+    let services = json(
+        c.get(g.url("/keel/v1/gateway/services"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(services["services"][0]["breaker"]["state"], "Open");
-    let metrics = c.get(g.url("/actuator/prometheus")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("keel_gateway_breaker_state{service=\"flaky\"} 1"), "{metrics}");
+    let metrics = c
+        .get(g.url("/actuator/prometheus"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("keel_gateway_breaker_state{service=\"flaky\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -118,25 +162,61 @@ spring.cloud.gateway.routes:
     let c = client();
     let mut remaining = Vec::new();
     for _ in 0..3 {
-        let r = c.get(g.url("/limited/x")).header("x-client", "alice").send().await.unwrap();
+        let r = c
+            .get(g.url("/limited/x"))
+            .header("x-client", "alice")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["ratelimit-limit"], "3");
         assert_eq!(r.headers()["x-ratelimit-burst-capacity"], "3");
         assert_eq!(r.headers()["x-ratelimit-replenish-rate"], "1");
-        remaining.push(r.headers()["x-ratelimit-remaining"].to_str().unwrap().to_owned());
+        remaining.push(
+            r.headers()["x-ratelimit-remaining"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     assert_eq!(remaining, ["2", "1", "0"]);
-    let r = c.get(g.url("/limited/x")).header("x-client", "alice").send().await.unwrap();
+    let r = c
+        .get(g.url("/limited/x"))
+        .header("x-client", "alice")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["ratelimit-remaining"], "0");
     assert!(r.headers().contains_key("retry-after"));
     assert_eq!(json(r).await["reason"], "rate_limited");
     // Another key has its own bucket; no key at all is refused (deny-empty-key).
-    assert_eq!(c.get(g.url("/limited/x")).header("x-client", "bob").send().await.unwrap().status(), 200);
-    assert_eq!(c.get(g.url("/limited/x")).send().await.unwrap().status(), 403);
+    assert_eq!(
+        c.get(g.url("/limited/x"))
+            .header("x-client", "bob")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        c.get(g.url("/limited/x")).send().await.unwrap().status(),
+        403
+    );
     assert_eq!(a.count(), 4);
-    let metrics = c.get(g.url("/actuator/prometheus")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("keel_gateway_rate_limited_total{route=\"limited\"} 1"), "{metrics}");
+    let metrics = c
+        .get(g.url("/actuator/prometheus"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("keel_gateway_rate_limited_total{route=\"limited\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

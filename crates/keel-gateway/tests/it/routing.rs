@@ -18,7 +18,10 @@ async fn discovery_routes_strip_the_service_id_case_insensitively() {
         assert_eq!(r.status(), 200, "{path}");
         let v = json(r).await;
         assert_eq!(v["path"], "/hello?x=1");
-        assert_eq!(v["headers"]["x-forwarded-prefix"], path.split('/').nth(1).map(|s| format!("/{s}")).unwrap());
+        assert_eq!(
+            v["headers"]["x-forwarded-prefix"],
+            path.split('/').nth(1).map(|s| format!("/{s}")).unwrap()
+        );
     }
     let r = c.get(g.url("/secret-svc/x")).send().await.unwrap();
     assert_eq!(r.status(), 404);
@@ -81,17 +84,66 @@ spring:
     let v = json(c.get(g.url("/p/42/rest")).send().await.unwrap()).await;
     assert_eq!(v["path"], "/set/42");
     let st = |r: reqwest::Response| r.status().as_u16();
-    assert_eq!(st(c.get(g.url("/host/x")).header("host", "API.example.org").send().await.unwrap()), 200);
-    assert_eq!(st(c.get(g.url("/host/x")).header("host", "example.com").send().await.unwrap()), 404);
+    assert_eq!(
+        st(c.get(g.url("/host/x"))
+            .header("host", "API.example.org")
+            .send()
+            .await
+            .unwrap()),
+        200
+    );
+    assert_eq!(
+        st(c.get(g.url("/host/x"))
+            .header("host", "example.com")
+            .send()
+            .await
+            .unwrap()),
+        404
+    );
     assert_eq!(st(c.post(g.url("/m/x")).send().await.unwrap()), 200);
     assert_eq!(st(c.get(g.url("/m/x")).send().await.unwrap()), 404);
-    assert_eq!(st(c.get(g.url("/h/x")).header("x-canary", "true").send().await.unwrap()), 200);
-    assert_eq!(st(c.get(g.url("/h/x")).header("x-canary", "no").send().await.unwrap()), 404);
-    assert_eq!(st(c.get(g.url("/q/x?a=1&debug=1")).send().await.unwrap()), 200);
+    assert_eq!(
+        st(c.get(g.url("/h/x"))
+            .header("x-canary", "true")
+            .send()
+            .await
+            .unwrap()),
+        200
+    );
+    assert_eq!(
+        st(c.get(g.url("/h/x"))
+            .header("x-canary", "no")
+            .send()
+            .await
+            .unwrap()),
+        404
+    );
+    assert_eq!(
+        st(c.get(g.url("/q/x?a=1&debug=1")).send().await.unwrap()),
+        200
+    );
     assert_eq!(st(c.get(g.url("/q/x?a=1")).send().await.unwrap()), 404);
-    assert_eq!(st(c.get(g.url("/r/x")).send().await.unwrap()), 404, "127.0.0.1 is not in 10/8");
-    assert_eq!(st(c.get(g.url("/c/x")).header("cookie", "a=1; flavour=chocolate").send().await.unwrap()), 200);
-    assert_eq!(st(c.get(g.url("/c/x")).header("cookie", "flavour=vanilla").send().await.unwrap()), 404);
+    assert_eq!(
+        st(c.get(g.url("/r/x")).send().await.unwrap()),
+        404,
+        "127.0.0.1 is not in 10/8"
+    );
+    assert_eq!(
+        st(c.get(g.url("/c/x"))
+            .header("cookie", "a=1; flavour=chocolate")
+            .send()
+            .await
+            .unwrap()),
+        200
+    );
+    assert_eq!(
+        st(c.get(g.url("/c/x"))
+            .header("cookie", "flavour=vanilla")
+            .send()
+            .await
+            .unwrap()),
+        404
+    );
     let mut heavy = 0;
     for _ in 0..200 {
         let v = json(c.get(g.url("/w/x")).send().await.unwrap()).await;
@@ -99,7 +151,10 @@ spring:
             heavy += 1;
         }
     }
-    assert!((80..200).contains(&heavy), "7:3 split gave {heavy}/200 to the heavy route");
+    assert!(
+        (80..200).contains(&heavy),
+        "7:3 split gave {heavy}/200 to the heavy route"
+    );
 }
 
 #[tokio::test]
@@ -151,8 +206,17 @@ spring.cloud.gateway:
     let r = c.get(g.url("/s/x/y/z")).send().await.unwrap();
     assert_eq!(r.headers()["x-default"], "yes");
     assert_eq!(json(r).await["path"], "/api/y/z");
-    assert_eq!(json(c.get(g.url("/red/sky?q=1")).send().await.unwrap()).await["path"], "/base/blue/sky?q=1");
-    let r = c.get(g.url("/hd/x")).header("x-drop", "1").header("x-set", "zero").send().await.unwrap();
+    assert_eq!(
+        json(c.get(g.url("/red/sky?q=1")).send().await.unwrap()).await["path"],
+        "/base/blue/sky?q=1"
+    );
+    let r = c
+        .get(g.url("/hd/x"))
+        .header("x-drop", "1")
+        .header("x-set", "zero")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["x-resp"], "three");
     assert_eq!(r.headers()["content-type"], "text/plain");
     assert!(r.headers().get("x-backend-header").is_none());
@@ -166,8 +230,21 @@ spring.cloud.gateway:
     let r = c.get(g.url("/old/x")).send().await.unwrap();
     assert_eq!(r.status(), 302);
     assert_eq!(r.headers()["location"], "https://example.org/new");
-    assert_eq!(c.post(g.url("/upload")).body("0123456789").send().await.unwrap().status(), 200);
-    let r = c.post(g.url("/upload")).body("0123456789ab").send().await.unwrap();
+    assert_eq!(
+        c.post(g.url("/upload"))
+            .body("0123456789")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let r = c
+        .post(g.url("/upload"))
+        .body("0123456789ab")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
     assert!(r.headers().contains_key("errormessage"));
     assert!(!a.saw("/old"));
@@ -198,15 +275,29 @@ async fn proxy_headers_sensitive_headers_and_request_ids() {
     let v = json(r).await;
     let h = &v["headers"];
     assert!(h.get("cookie").is_none() && h.get("authorization").is_none());
-    assert_eq!(h["x-forwarded-for"], "127.0.0.1", "a forged X-Forwarded-For from an untrusted peer is replaced");
+    assert_eq!(
+        h["x-forwarded-for"], "127.0.0.1",
+        "a forged X-Forwarded-For from an untrusted peer is replaced"
+    );
     assert_eq!(h["x-forwarded-proto"], "http");
     assert_eq!(h["x-forwarded-host"], g.addr.to_string());
     assert_eq!(h["x-forwarded-port"], g.addr.port().to_string());
     assert_eq!(h["x-request-id"], "abc-123");
-    assert!(h["forwarded"].as_str().unwrap().starts_with("for=127.0.0.1;proto=http"));
+    assert!(
+        h["forwarded"]
+            .as_str()
+            .unwrap()
+            .starts_with("for=127.0.0.1;proto=http")
+    );
     assert_eq!(h["host"], a.addr.to_string());
     // lb:// routes pass them, and a request id is created when none came.
-    let r = c.get(g.url("/svc/x")).header("cookie", "a=1").header("authorization", "Bearer t").send().await.unwrap();
+    let r = c
+        .get(g.url("/svc/x"))
+        .header("cookie", "a=1")
+        .header("authorization", "Bearer t")
+        .send()
+        .await
+        .unwrap();
     assert!(r.headers().get("set-cookie").is_some());
     let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_eq!(id.len(), 32);
@@ -224,7 +315,15 @@ async fn trusted_proxies_may_name_the_client() {
     };
     let g = TestGateway::start(config, "").await;
     g.backends("svc", &[&a]);
-    let v = json(client().get(g.url("/svc/x")).header("x-forwarded-for", "203.0.113.9").send().await.unwrap()).await;
+    let v = json(
+        client()
+            .get(g.url("/svc/x"))
+            .header("x-forwarded-for", "203.0.113.9")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(v["headers"]["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
 }
 
@@ -241,7 +340,8 @@ async fn properties_route_files_load() {
     let file = dir.path().join("gateway.properties");
     std::fs::write(&file, props).unwrap();
     let g = TestGateway::start(GatewayConfig::default(), "").await;
-    let doc = keel_gateway::RouteDocument::parse(&std::fs::read_to_string(&file).unwrap(), true).unwrap();
+    let doc =
+        keel_gateway::RouteDocument::parse(&std::fs::read_to_string(&file).unwrap(), true).unwrap();
     g.gw.set_config_routes(doc).unwrap();
     let v = json(client().get(g.url("/props/q")).send().await.unwrap()).await;
     assert_eq!(v["path"], "/q");

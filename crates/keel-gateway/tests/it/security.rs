@@ -31,21 +31,54 @@ spring.cloud.gateway.routes:
 async fn encoded_and_dotted_paths_cannot_reach_the_admin_route() {
     let (public, admin, g) = guarded().await;
     let attempts = [
-        "//admin/x", "/%61dmin/x", "/./admin/x", "/public/../admin/x", "/public/%2e%2e/admin/x",
-        "/public/..%2fadmin/x", "/public/%2e%2e%2fadmin/x", "/public/..%5cadmin/x", "/public/..\\admin/x",
-        "/admin;x=1/x", "/ADMIN/x", "/public/.%2e/admin/x", "///admin/x", "/%2fadmin/x",
+        "//admin/x",
+        "/%61dmin/x",
+        "/./admin/x",
+        "/public/../admin/x",
+        "/public/%2e%2e/admin/x",
+        "/public/..%2fadmin/x",
+        "/public/%2e%2e%2fadmin/x",
+        "/public/..%5cadmin/x",
+        "/public/..\\admin/x",
+        "/admin;x=1/x",
+        "/ADMIN/x",
+        "/public/.%2e/admin/x",
+        "///admin/x",
+        "/%2fadmin/x",
     ];
     for path in attempts {
         let r = http(g.addr, "GET", path, &[], b"").await.unwrap();
-        assert!(matches!(r.status, 400 | 404), "{path} answered {}: {}", r.status, r.body);
+        assert!(
+            matches!(r.status, 400 | 404),
+            "{path} answered {}: {}",
+            r.status,
+            r.body
+        );
     }
-    assert_eq!(admin.count(), 0, "admin saw {:?}", admin.seen.lock().unwrap());
-    assert!(!public.saw("admin"), "public saw {:?}", public.seen.lock().unwrap());
+    assert_eq!(
+        admin.count(),
+        0,
+        "admin saw {:?}",
+        admin.seen.lock().unwrap()
+    );
+    assert!(
+        !public.saw("admin"),
+        "public saw {:?}",
+        public.seen.lock().unwrap()
+    );
     // The normalised path is what is forwarded.
-    let r = http(g.addr, "GET", "/public/a/./b/../%63//d", &[], b"").await.unwrap();
+    let r = http(g.addr, "GET", "/public/a/./b/../%63//d", &[], b"")
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
-    assert!(public.saw("GET /public/a/c/d"), "{:?}", public.seen.lock().unwrap());
-    let r = http(g.addr, "GET", "/public/a%2Fb", &[], b"").await.unwrap();
+    assert!(
+        public.saw("GET /public/a/c/d"),
+        "{:?}",
+        public.seen.lock().unwrap()
+    );
+    let r = http(g.addr, "GET", "/public/a%2Fb", &[], b"")
+        .await
+        .unwrap();
     assert_eq!(r.status, 400);
     assert!(r.body.contains("encoded path separators"), "{}", r.body);
 }
@@ -84,17 +117,29 @@ async fn smuggling_attempts_never_reach_a_backend() {
     let out = raw(g.addr, b"POST /public/third HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 40\r\n\r\nabc").await;
     assert!(out.starts_with("HTTP/1.1 400"), "{out}");
     let seen = public.seen.lock().unwrap().clone();
-    assert!(!seen.iter().any(|l| l.contains("smuggled") || l.contains("second") || l.contains("third")), "{seen:?}");
+    assert!(
+        !seen
+            .iter()
+            .any(|l| l.contains("smuggled") || l.contains("second") || l.contains("third")),
+        "{seen:?}"
+    );
 }
 
 #[tokio::test]
 async fn oversized_heads_and_bodies_are_refused_before_the_backend() {
     let (public, _admin, g) = guarded().await;
     let big = "x".repeat(16 * 1024);
-    let r = http(g.addr, "GET", "/public/big-header", &[("x-big", &big)], b"").await.unwrap();
+    let r = http(g.addr, "GET", "/public/big-header", &[("x-big", &big)], b"")
+        .await
+        .unwrap();
     assert_eq!(r.status, 431);
     let body = vec![b'a'; 2 * 1024 * 1024];
-    let r = client().post(g.url("/public/big-body")).body(body).send().await.unwrap();
+    let r = client()
+        .post(g.url("/public/big-body"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
     assert!(!public.saw("big"), "{:?}", public.seen.lock().unwrap());
 }

@@ -12,7 +12,9 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use keel_gateway::{Gateway, GatewayConfig};
-use keel_server::{Common, HealthRegistry, HttpLimits, HttpMetrics, MetricsRegistry, Shutdown, ShutdownConfig};
+use keel_server::{
+    Common, HealthRegistry, HttpLimits, HttpMetrics, MetricsRegistry, Shutdown, ShutdownConfig,
+};
 
 /// A backend that echoes what it received as JSON and records each request line.
 pub struct Backend {
@@ -21,14 +23,31 @@ pub struct Backend {
     task: tokio::task::JoinHandle<()>,
 }
 
-async fn serve_one(name: &'static str, seen: Arc<Mutex<Vec<String>>>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn serve_one(
+    name: &'static str,
+    seen: Arc<Mutex<Vec<String>>>,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    let path = parts.uri.path_and_query().map_or("/".to_owned(), |p| p.as_str().to_owned());
-    seen.lock().unwrap().push(format!("{} {path}", parts.method));
-    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/".to_owned(), |p| p.as_str().to_owned());
+    seen.lock()
+        .unwrap()
+        .push(format!("{} {path}", parts.method));
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
     if let Some(code) = parts.uri.path().strip_prefix("/status/") {
         let mut r = Response::new(Full::new(Bytes::from(format!("{name} {code}"))));
-        *r.status_mut() = code.parse::<u16>().ok().and_then(|c| http::StatusCode::from_u16(c).ok()).unwrap_or_default();
+        *r.status_mut() = code
+            .parse::<u16>()
+            .ok()
+            .and_then(|c| http::StatusCode::from_u16(c).ok())
+            .unwrap_or_default();
         return r;
     }
     if parts.uri.path() == "/slow" {
@@ -42,9 +61,12 @@ async fn serve_one(name: &'static str, seen: Arc<Mutex<Vec<String>>>, req: Reque
     let json = serde_json::json!({"backend": name, "method": parts.method.as_str(), "path": path,
         "headers": headers, "body": String::from_utf8_lossy(&body)});
     let mut r = Response::new(Full::new(Bytes::from(json.to_string())));
-    r.headers_mut().insert("content-type", "application/json".parse().unwrap());
-    r.headers_mut().insert("x-backend-header", "present".parse().unwrap());
-    r.headers_mut().insert("set-cookie", "session=abc".parse().unwrap());
+    r.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    r.headers_mut()
+        .insert("x-backend-header", "present".parse().unwrap());
+    r.headers_mut()
+        .insert("set-cookie", "session=abc".parse().unwrap());
     r
 }
 
@@ -58,7 +80,9 @@ impl Backend {
             // Dropping this set (when the task is aborted) aborts every open connection too.
             let mut conns = tokio::task::JoinSet::new();
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let s = s.clone();
                 conns.spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
@@ -116,13 +140,23 @@ impl TestGateway {
             health,
             metrics,
             http_metrics,
-            limits: HttpLimits { max_body_bytes: 1024 * 1024, max_header_bytes: 8 * 1024 },
+            limits: HttpLimits {
+                max_body_bytes: 1024 * 1024,
+                max_header_bytes: 8 * 1024,
+            },
         };
         let app = keel_server::app("gateway", keel_gateway::router(gw.clone()), &common);
-        let listener = keel_server::bind("gateway", "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let listener = keel_server::bind("gateway", "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
         let addr = listener.local_addr;
         tokio::spawn(async move { keel_server::serve(listener, app, &common).await });
-        TestGateway { addr, gw, routes, _dir: dir }
+        TestGateway {
+            addr,
+            gw,
+            routes,
+            _dir: dir,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -130,14 +164,23 @@ impl TestGateway {
     }
 
     pub fn backends(&self, service: &str, backends: &[&Backend]) {
-        self.gw.set_instances(service, backends.iter().enumerate().map(|(i, b)| (format!("{service}-{i}"), b.addr)));
+        self.gw.set_instances(
+            service,
+            backends
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (format!("{service}-{i}"), b.addr)),
+        );
     }
 }
 
 pub fn client() -> reqwest::Client {
     // reqwest is built without a default TLS provider; the tests speak plain HTTP but it still wants one.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 pub async fn json(resp: reqwest::Response) -> serde_json::Value {
@@ -160,7 +203,11 @@ pub fn load_loop(
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     match c.get(&url).send().await {
                         Ok(r) if r.status() == 200 => ok += 1,
-                        Ok(r) => bad.push(format!("{} {}", r.status(), r.text().await.unwrap_or_default())),
+                        Ok(r) => bad.push(format!(
+                            "{} {}",
+                            r.status(),
+                            r.text().await.unwrap_or_default()
+                        )),
                         Err(e) => bad.push(e.to_string()),
                     }
                 }

@@ -1,0 +1,91 @@
+//! Instances from a real `keel` registry over its watch stream: registration routes, deregistration stops.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keel_gateway::GatewayConfig;
+use keel_server::{
+    Common, HealthRegistry, HttpLimits, HttpMetrics, MetricsRegistry, Shutdown, ShutdownConfig,
+};
+use keel_test_support::eventually;
+
+use crate::support::{Backend, TestGateway, client};
+
+async fn registry() -> std::net::SocketAddr {
+    let reg = keel_registry::Registry::new(
+        keel_registry::RegistryConfig::default(),
+        Arc::new(keel_registry::SystemClock),
+    );
+    let mut prom = prometheus_client::registry::Registry::default();
+    let common = Common {
+        shutdown: Shutdown::new(ShutdownConfig::default()),
+        health: HealthRegistry::new(),
+        http_metrics: HttpMetrics::new(&mut prom),
+        metrics: MetricsRegistry::new(prom),
+        limits: HttpLimits::default(),
+    };
+    let app = keel_server::app("registry", keel_registry::router(reg), &common);
+    let listener = keel_server::bind("registry", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr;
+    tokio::spawn(async move { keel_server::serve(listener, app, &common).await });
+    addr
+}
+
+fn instance(id: &str, port: u16) -> serde_json::Value {
+    serde_json::json!({"instance": {
+        "instanceId": id, "hostName": "127.0.0.1", "app": "ORDERS", "ipAddr": "127.0.0.1", "status": "UP",
+        "port": {"$": port, "@enabled": "true"}, "vipAddress": "orders",
+        "dataCenterInfo": {"@class": "com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo", "name": "MyOwn"}
+    }})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_changes_reach_the_gateway_through_the_watch_stream() {
+    let reg = registry().await;
+    let b = Backend::start("orders").await;
+    let g = TestGateway::start(GatewayConfig::default(), "").await;
+    g.gw.follow_registry(&format!("http://{reg}/eureka"))
+        .unwrap();
+    let c = client();
+    let r = c
+        .post(format!("http://{reg}/eureka/apps/ORDERS"))
+        .json(&instance("orders-1", b.addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    eventually(
+        Duration::from_secs(10),
+        "gateway routes /orders/**",
+        || async {
+            let r = c.get(g.url("/orders/list")).send().await.ok()?;
+            (r.status() == 200).then_some(())
+        },
+    )
+    .await;
+    assert!(b.saw("GET /list"));
+
+    let start = std::time::Instant::now();
+    let r = c
+        .delete(format!("http://{reg}/eureka/apps/ORDERS/orders-1"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    eventually(
+        Duration::from_secs(10),
+        "deregistered instance gets no requests",
+        || async {
+            let r = c.get(g.url("/orders/list")).send().await.ok()?;
+            (r.status() == 503).then_some(())
+        },
+    )
+    .await;
+    // A figure for the report, not an assertion: time from DELETE to the first 503.
+    eprintln!(
+        "deregistration reached the gateway within {:?}",
+        start.elapsed()
+    );
+}
