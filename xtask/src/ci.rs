@@ -42,14 +42,55 @@ pub fn run(tests_only: bool, nextest_args: &[String]) -> anyhow::Result<()> {
         ]))?;
     }
     let python = prepare()?;
+    let nats = prepare_nats()?;
     run_checked(
         cargo()
             .args(["nextest", "run", "--workspace", "--no-fail-fast"])
             .args(nextest_args)
-            .env("KEEL_TEST_PYTHON", &python),
+            .env("KEEL_TEST_PYTHON", &python)
+            .env("KEEL_TEST_NATS_SERVER", &nats),
     )?;
     eprintln!("xtask: ci passed in {:.0?}", started.elapsed());
     Ok(())
+}
+
+/// Finds Debian's `nats-server` (the config bus tests' broker), installing it with apt-get when
+/// it is missing, and returns its path.
+pub fn prepare_nats() -> anyhow::Result<PathBuf> {
+    let find = || {
+        Command::new("sh")
+            .args(["-c", "command -v nats-server"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+            .filter(|p| !p.as_os_str().is_empty())
+    };
+    if let Some(path) = find() {
+        return Ok(path);
+    }
+    eprintln!("xtask: nats-server not found; installing it with apt-get");
+    let apt = |args: &[&str]| {
+        let mut cmd = if is_root() {
+            Command::new("apt-get")
+        } else {
+            let mut sudo = Command::new("sudo");
+            sudo.args(["-E", "apt-get"]);
+            sudo
+        };
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        run_checked(&mut cmd)
+    };
+    apt(&["update", "-q"])?;
+    apt(&["install", "-y", "-q", "nats-server"])?;
+    find().context("nats-server is still not on PATH after apt-get install")
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// Creates `target/venv` with the pinned client libraries (once), and returns its python.

@@ -24,7 +24,7 @@ enum Task {
         #[arg(last = true)]
         nextest_args: Vec<String>,
     },
-    /// Only prepare the test environment (Python venv with the client libraries).
+    /// Only prepare the test environment (Python venv with the client libraries, nats-server).
     Prepare,
     /// Run a benchmark by name; `cargo xtask bench list` shows them.
     Bench {
@@ -41,7 +41,7 @@ fn main() -> anyhow::Result<()> {
             tests_only,
             nextest_args,
         } => ci::run(tests_only, &nextest_args),
-        Task::Prepare => ci::prepare().map(|_| ()),
+        Task::Prepare => ci::prepare().and_then(|_| ci::prepare_nats()).map(|_| ()),
         Task::Bench { name, args } => bench::run(&name, &args),
     }
 }

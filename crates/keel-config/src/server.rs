@@ -140,7 +140,7 @@ impl ConfigServer {
         }
         drop(state);
         if let Some(url) = server.inner.config.bus.clone() {
-            let bus = crate::bus::Bus::connect(&url, server.clone())
+            let bus = crate::bus::Bus::connect(&url, server.clone(), server.uri())
                 .await
                 .map_err(|message| ConfigServerError::Bus { url, message })?;
             let _ = server.inner.bus.set(bus);

@@ -2,6 +2,7 @@
 
 mod api;
 mod backend;
+mod bus;
 mod change;
 mod environment;
 mod fixture;
