@@ -173,6 +173,10 @@ impl ConfigServer {
                     Health::up()
                 };
                 h = h.with_detail("repository", uri.clone());
+                if let Some(l) = state.label(&inner.config.default_label) {
+                    h = h.with_detail("label", inner.config.default_label.clone());
+                    h = h.with_detail("version", l.served.id.clone());
+                }
                 let labels: serde_json::Map<String, serde_json::Value> = state
                     .labels
                     .iter()

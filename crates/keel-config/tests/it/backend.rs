@@ -101,3 +101,27 @@ async fn native_directories_refresh_on_webhooks() {
     .await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_standalone_sample_repository_serves_demo_service() {
+    let data = tempfile::tempdir().unwrap();
+    let bare = keel_config::ensure_sample_repo(&data.path().join("config-repo.git")).unwrap();
+    let mut config = ConfigServerConfig::new(Backend::Git {
+        uri: bare.display().to_string(),
+        basedir: data.path().join("config-mirror"),
+    });
+    config.refresh_interval = Duration::ZERO;
+    let server = Server::start(config, tempfile::tempdir().unwrap()).await;
+    let env = server.json("/demo-service/default").await;
+    assert_eq!(
+        value(&env, "greeting"),
+        Some(&serde_json::json!("hello from demo-service"))
+    );
+    assert_eq!(value(&env, "server.port"), Some(&serde_json::json!(9001)));
+    let dev = server.json("/demo-service/dev/master").await;
+    assert_eq!(
+        value(&dev, "greeting"),
+        Some(&serde_json::json!("hello from demo-service (dev profile)"))
+    );
+    server.stop().await;
+}
