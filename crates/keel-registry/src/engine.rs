@@ -4,6 +4,7 @@
 mod events;
 mod expiry;
 mod lease;
+mod lease_times;
 mod metrics;
 mod ops;
 mod preservation;
@@ -23,6 +24,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 pub use events::{Change, ChangeEvent, LocalWrite, Origin, WriteObserver};
+pub use lease_times::LeaseTimes;
 pub use preservation::PreservationStatus;
 pub use record::Record;
 pub use snapshot::{AppSnapshot, Delta, Snapshot};
@@ -80,6 +82,8 @@ pub(crate) struct Inner {
     metrics: RegistryMetrics,
     observer: OnceLock<Arc<dyn WriteObserver>>,
     streams_end: OnceLock<CancellationToken>,
+    /// Random per process; a replication batch carrying it came from this very node.
+    node_id: String,
 }
 
 impl std::fmt::Debug for Inner {
@@ -108,6 +112,13 @@ impl Registry {
             metrics: RegistryMetrics::default(),
             observer: OnceLock::new(),
             streams_end: OnceLock::new(),
+            node_id: format!(
+                "{:016x}",
+                std::hash::BuildHasher::hash_one(
+                    &std::collections::hash_map::RandomState::new(),
+                    0u8
+                )
+            ),
         });
         expiry::spawn_driver(&inner);
         Self { inner }
@@ -224,7 +235,21 @@ impl Registry {
         self.inner.update_metadata(app, id, entries, origin)
     }
 
+    /// This node's random id, sent with replication requests so a node that finds itself in
+    /// its own peer list can tell.
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
     // ---- reads ----
+
+    /// One instance's current record, lock-free (what a replicator re-sends after a 404).
+    pub fn instance(&self, app: &AppName, id: &InstanceId) -> Option<Arc<Record>> {
+        self.inner
+            .index
+            .get(app, id)
+            .map(|lease| lease.record.load_full())
+    }
 
     /// The registry as of every write acknowledged so far.
     pub fn snapshot(&self) -> Arc<Snapshot> {

@@ -3,17 +3,23 @@
 //!
 //! API boundary: [`Registry`] (the engine: writes, snapshots, delta, change events, replicated
 //! operations) and [`router`] (Eureka's routes under `/eureka/` and `/eureka/v2/`, plus
-//! `GET /keel/v1/watch`).
+//! `GET /keel/v1/watch`), and [`Cluster`] (replication to peers, start-up sync, anti-entropy;
+//! its transport is a [`PeerConnector`] so a simulation can drive it).
 
 mod clock;
+mod cluster;
 mod config;
 mod engine;
 mod http;
 
 pub use clock::{Clock, SystemClock, TokioClock};
+pub use cluster::{
+    Cluster, ClusterConfig, ConnectFuture, NODE_HEADER, PeerConnector, PeerError, PeerIo,
+    PeerStatus, PeerUrl, PeerUrlError, REPLICATION_HEADER, TcpConnector,
+};
 pub use config::{AuthConfig, RegistryConfig, SelfPreservationConfig, UsersFileError};
 pub use engine::{
-    AppSnapshot, Change, ChangeEvent, Delta, LocalWrite, Origin, PreservationStatus, Record,
-    Registry, RenewOutcome, Snapshot, Watch, WatchStart, WriteObserver,
+    AppSnapshot, Change, ChangeEvent, Delta, LeaseTimes, LocalWrite, Origin, PreservationStatus,
+    Record, Registry, RenewOutcome, Snapshot, Watch, WatchStart, WriteObserver,
 };
 pub use http::router;

@@ -114,6 +114,12 @@ pub struct RegistryArgs {
     /// [setting: registry.self-preservation, default true]
     #[arg(long, value_name = "BOOL")]
     pub self_preservation: Option<String>,
+    /// Other registry nodes, comma-separated Eureka service URLs
+    /// (http://node2:8761/eureka/,http://node3:8761/eureka/): writes replicate to them and a
+    /// starting node syncs from them. Listing this node too is harmless. [setting:
+    /// registry.peers]
+    #[arg(long, value_name = "URLS")]
+    pub peers: Option<String>,
     #[command(flatten)]
     pub server: ServerFlags,
 }
@@ -123,6 +129,11 @@ pub struct ConfigArgs {
     /// Address to listen on. [setting: config.bind, default 0.0.0.0:8888]
     #[arg(long, value_name = "ADDR")]
     pub bind: Option<String>,
+    /// Register in this registry as CONFIGSERVER (the name Spring's discovery-first clients look
+    /// up); comma-separated Eureka service URLs. The advertised host is the bound IP, or the
+    /// host of config.url when bound to 0.0.0.0. [setting: config.registry-url]
+    #[arg(long, value_name = "URLS")]
+    pub registry: Option<String>,
     #[command(flatten)]
     pub config: ConfigFlags,
     #[command(flatten)]

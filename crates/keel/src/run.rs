@@ -38,9 +38,11 @@ fn config_server(settings: &Settings) -> anyhow::Result<keel_config::ConfigServe
         (None, uri) => {
             let uri = match uri {
                 Some(uri) => uri.clone(),
-                None => keel_config::ensure_sample_repo(&settings.data_dir.join("config-repo.git"))?
-                    .display()
-                    .to_string(),
+                None => {
+                    keel_config::ensure_sample_repo(&settings.data_dir.join("config-repo.git"))?
+                        .display()
+                        .to_string()
+                }
             };
             let basedir = c
                 .basedir
@@ -71,6 +73,8 @@ pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Res
 
     let mut planned = Vec::new();
     let mut gateway_handle: Option<keel_gateway::Gateway> = None;
+    // Held until the process ends: replication stops when the cluster is dropped.
+    let mut cluster: Option<keel_registry::Cluster> = None;
     for component in which {
         let health = HealthRegistry::new();
         let (name, addr, router) = match component {
@@ -81,6 +85,18 @@ pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Res
                 );
                 registry.observe(&health, &mut prometheus);
                 registry.end_streams_on(shutdown.streams_token());
+                if !settings.registry_peers.is_empty() {
+                    let c = keel_registry::Cluster::start(
+                        &registry,
+                        keel_registry::ClusterConfig {
+                            peers: settings.registry_peers.clone(),
+                            ..keel_registry::ClusterConfig::default()
+                        },
+                        Arc::new(keel_registry::TcpConnector),
+                    );
+                    c.observe(&health);
+                    cluster = Some(c);
+                }
                 (
                     "registry",
                     settings.registry_bind,
@@ -131,6 +147,7 @@ pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Res
     // Bind everything before serving anything, so a taken port fails start-up as a whole.
     let mut bound = Vec::new();
     let mut registry_addr: Option<SocketAddr> = None;
+    let mut config_addr: Option<SocketAddr> = None;
     for p in planned {
         let listener = keel_server::bind(p.name, p.addr)
             .await
@@ -145,6 +162,9 @@ pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Res
         if p.name == "registry" {
             registry_addr = Some(listener.local_addr);
         }
+        if p.name == "config" {
+            config_addr = Some(listener.local_addr);
+        }
         let app = keel_server::app(p.name, p.router, &common);
         bound.push((listener, app, common));
     }
@@ -152,15 +172,42 @@ pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Res
     // at its bound address (the same SSE protocol as a remote one), otherwise `registry.url`.
     if let Some(gateway) = &gateway_handle {
         let url = match registry_addr {
-            Some(addr) if addr.ip().is_unspecified() => format!("http://127.0.0.1:{}", addr.port()),
-            Some(addr) => format!("http://{addr}"),
+            Some(addr) => local_url(addr),
             None => settings.registry_url.clone(),
         };
         gateway.follow_registry(&url)?;
     }
 
+    // The config server registers in `config.registry-url`, or in standalone mode in the
+    // in-process registry at its bound address.
+    let registration = match (config_addr, &settings.config.registry_url, registry_addr) {
+        (Some(bound), Some(urls), _) => Some(crate::self_registration::start(
+            urls,
+            bound,
+            &settings.config_url,
+        )?),
+        (Some(bound), None, Some(registry)) => Some(crate::self_registration::start(
+            &format!("{}/eureka/", local_url(registry)),
+            bound,
+            &settings.config_url,
+        )?),
+        _ => None,
+    };
+
     let signal = shutdown.clone();
-    tokio::spawn(async move { signal.on_signal().await });
+    tokio::spawn(async move {
+        match registration {
+            // Deregistered (DOWN, then cancel) before readiness drops and listeners close, so
+            // discovery-first clients stop picking this server first and an in-process
+            // registry is still there to hear it.
+            Some(agent) => {
+                wait_for_signal().await;
+                crate::self_registration::stop(agent).await;
+                signal.begin().await;
+            }
+            None => signal.on_signal().await,
+        }
+    });
     let mut tasks = tokio::task::JoinSet::new();
     for (listener, app, common) in bound {
         tasks.spawn(async move { keel_server::serve(listener, app, &common).await });
@@ -168,6 +215,34 @@ pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Res
     while let Some(joined) = tasks.join_next().await {
         joined.context("a listener task failed")?;
     }
+    if let Some(c) = cluster {
+        c.shutdown();
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `http://` + a bound address, reachable from this process (127.0.0.1 for 0.0.0.0).
+fn local_url(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("http://127.0.0.1:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+/// SIGTERM or Ctrl-C.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -21,6 +21,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("data-dir", Some("./keel-data")),
     ("http.max-body-bytes", Some("1MiB")),
     ("http.max-header-bytes", Some("16KiB")),
+    ("http.header-read-timeout", Some("10s")),
     ("shutdown.drain-timeout", Some("8s")),
     ("shutdown.readiness-delay", Some("0s")),
     ("registry.bind", Some("0.0.0.0:8761")),
@@ -32,6 +33,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("registry.self-preservation-floor", Some("10")),
     ("registry.self-preservation-threshold", Some("0.85")),
     ("registry.self-preservation-max-hold", Some("5m")),
+    ("registry.peers", Some("")),
     ("config.bind", Some("0.0.0.0:8888")),
     ("config.url", Some("http://127.0.0.1:8888")),
     ("config.git-uri", None),
@@ -46,6 +48,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("config.read-auth", None),
     ("config.admin-auth", None),
     ("config.bus", None),
+    ("config.registry-url", None),
     ("encrypt.key", None),
     ("gateway.bind", Some("0.0.0.0:8080")),
     ("gateway.url", Some("http://127.0.0.1:8080")),
@@ -84,6 +87,8 @@ pub struct Settings {
     pub registry_bind: SocketAddr,
     pub registry_url: String,
     pub registry: keel_registry::RegistryConfig,
+    /// Other registry nodes to replicate to and sync from (empty: a single node).
+    pub registry_peers: Vec<keel_registry::PeerUrl>,
     pub config_bind: SocketAddr,
     pub config_url: String,
     pub config: ConfigSettings,
@@ -324,6 +329,7 @@ impl Settings {
         let limits = HttpLimits {
             max_body_bytes: layers.require::<ByteSize>("http.max-body-bytes")?.0,
             max_header_bytes: layers.require::<ByteSize>("http.max-header-bytes")?.0,
+            header_read_timeout: layers.require("http.header-read-timeout")?,
         };
         let log_level: String = layers.require("log.level")?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_level) {
@@ -343,6 +349,7 @@ impl Settings {
             registry_bind: layers.require("registry.bind")?,
             registry_url: layers.require("registry.url")?,
             registry: registry_config(&layers)?,
+            registry_peers: registry_peers(&layers)?,
             config_bind: layers.require("config.bind")?,
             config_url: layers.require("config.url")?,
             config: config_settings(&layers)?,
@@ -383,6 +390,19 @@ fn gateway_config(layers: &Layers) -> Result<keel_gateway::GatewayConfig, Settin
         response_timeout: layers.require("gateway.response-timeout")?,
         ..keel_gateway::GatewayConfig::default()
     })
+}
+
+/// `registry.peers`: comma-separated Eureka service URLs.
+fn registry_peers(layers: &Layers) -> Result<Vec<keel_registry::PeerUrl>, SettingsError> {
+    let raw: String = layers.require("registry.peers")?;
+    raw.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            keel_registry::PeerUrl::parse(p)
+                .map_err(|e| SettingsError(format!("invalid setting `registry.peers`: {e}")))
+        })
+        .collect()
 }
 
 fn registry_config(layers: &Layers) -> Result<keel_registry::RegistryConfig, SettingsError> {
@@ -432,6 +452,8 @@ pub struct ConfigSettings {
     pub read_auth: Option<keel_config::Credentials>,
     pub admin_auth: Option<keel_config::Credentials>,
     pub bus: Option<String>,
+    /// Registry to register in as `CONFIGSERVER` (standalone uses its own registry without it).
+    pub registry_url: Option<String>,
 }
 
 impl fmt::Debug for ConfigSettings {
@@ -443,6 +465,7 @@ impl fmt::Debug for ConfigSettings {
             .field("search_paths", &self.search_paths)
             .field("default_label", &self.default_label)
             .field("bus", &self.bus)
+            .field("registry_url", &self.registry_url)
             .finish_non_exhaustive()
     }
 }
@@ -483,7 +506,9 @@ fn config_settings(layers: &Layers) -> Result<ConfigSettings, SettingsError> {
         accept_empty,
         refresh_interval: layers.require("config.refresh-interval")?,
         debounce: layers.require("config.debounce")?,
-        encrypt_key: layers.get::<String>("encrypt.key")?.filter(|k| !k.is_empty()),
+        encrypt_key: layers
+            .get::<String>("encrypt.key")?
+            .filter(|k| !k.is_empty()),
         monitor_secret: layers
             .get::<String>("config.monitor-secret")?
             .filter(|k| !k.is_empty()),
@@ -494,6 +519,9 @@ fn config_settings(layers: &Layers) -> Result<ConfigSettings, SettingsError> {
             .get::<CredentialsSetting>("config.admin-auth")?
             .map(|c| c.0),
         bus: layers.get("config.bus")?,
+        registry_url: layers
+            .get::<String>("config.registry-url")?
+            .filter(|u| !u.is_empty()),
     })
 }
 
@@ -505,16 +533,32 @@ fn config_flags(
         ("config.git-uri", "--git-uri", c.git_uri.clone()),
         ("config.basedir", "--basedir", c.basedir.clone()),
         ("config.native", "--native", c.native.clone()),
-        ("config.search-paths", "--search-paths", c.search_paths.clone()),
-        ("config.default-label", "--default-label", c.default_label.clone()),
-        ("config.accept-empty", "--accept-empty", c.accept_empty.clone()),
+        (
+            "config.search-paths",
+            "--search-paths",
+            c.search_paths.clone(),
+        ),
+        (
+            "config.default-label",
+            "--default-label",
+            c.default_label.clone(),
+        ),
+        (
+            "config.accept-empty",
+            "--accept-empty",
+            c.accept_empty.clone(),
+        ),
         (
             "config.refresh-interval",
             "--refresh-interval",
             c.refresh_interval.clone(),
         ),
         ("encrypt.key", "--encrypt-key", c.encrypt_key.clone()),
-        ("config.monitor-secret", "--monitor-secret", c.monitor_secret.clone()),
+        (
+            "config.monitor-secret",
+            "--monitor-secret",
+            c.monitor_secret.clone(),
+        ),
         ("config.read-auth", "--read-auth", c.read_auth.clone()),
         ("config.admin-auth", "--admin-auth", c.admin_auth.clone()),
         ("config.bus", "--bus", c.bus.clone()),
@@ -579,11 +623,13 @@ fn flags(cli: &Cli) -> Vec<(&'static str, &'static str, Option<String>)> {
                     "--self-preservation",
                     a.self_preservation.clone(),
                 ),
+                ("registry.peers", "--peers", a.peers.clone()),
             ]);
             server(&mut out, &a.server);
         }
         Command::Config(a) => {
             out.push(("config.bind", "--bind", a.bind.clone()));
+            out.push(("config.registry-url", "--registry", a.registry.clone()));
             config_flags(&mut out, &a.config);
             server(&mut out, &a.server);
         }

@@ -212,3 +212,52 @@ async fn py_eureka_client_parses_our_xml() {
     assert_eq!(out["instance"]["instanceId"], "o-1");
     assert_eq!(out["byId"]["app"], "ORDERS");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn py_eureka_client_against_a_three_node_cluster() {
+    let nodes = crate::cluster::mesh().await;
+    let [a, b, c] = &nodes;
+    let (port_a, port_b) = (service("A").await, service("B").await);
+    let (pa, pb) = (port_a.to_string(), port_b.to_string());
+    // Each instance registers on a different node; discovery goes through the third.
+    let mut ia = Py::spawn(&["register", &a.url(), "py-svc", &pa]);
+    let mut ib = Py::spawn(&["register", &c.url(), "py-svc", &pb]);
+    assert_eq!(ia.line().await, "registered");
+    assert_eq!(ib.line().await, "registered");
+    let (ida, idb) = (format!(":{port_a}"), format!(":{port_b}"));
+    let everywhere = |id: &str, want: Option<InstanceStatus>| {
+        nodes.iter().all(|n| status_of(&n.server, id) == want)
+    };
+    eventually(30, "both instances on every node", async || {
+        everywhere(&ida, Some(InstanceStatus::Up)) && everywhere(&idb, Some(InstanceStatus::Up))
+    })
+    .await;
+    let mut discover = Py::spawn(&["discover", &b.url(), "PY-SVC", "2"]);
+    assert_eq!(discover.line().await, r#"["A", "B"]"#);
+
+    assert_eq!(
+        ia.command("status OUT_OF_SERVICE").await,
+        "ok status OUT_OF_SERVICE"
+    );
+    eventually(30, "the override on every node", async || {
+        everywhere(&ida, Some(InstanceStatus::OutOfService))
+    })
+    .await;
+    assert_eq!(ia.command("delete_override").await, "ok delete_override");
+    eventually(30, "A back UP on every node", async || {
+        everywhere(&ida, Some(InstanceStatus::Up))
+    })
+    .await;
+
+    assert_eq!(ia.command("stop").await, "stopped");
+    eventually(30, "A gone from every node", async || {
+        everywhere(&ida, None)
+    })
+    .await;
+    ib.child.start_kill().unwrap();
+    let _ = ib.child.wait().await;
+    eventually(30, "B expired on every node", async || {
+        everywhere(&idb, None)
+    })
+    .await;
+}

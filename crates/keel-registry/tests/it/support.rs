@@ -54,6 +54,7 @@ pub struct TestServer {
     pub registry: Registry,
     pub shutdown: Shutdown,
     pub metrics: MetricsRegistry,
+    pub health: HealthRegistry,
 }
 
 impl TestServer {
@@ -84,6 +85,7 @@ impl TestServer {
             registry,
             shutdown,
             metrics,
+            health,
         }
     }
 

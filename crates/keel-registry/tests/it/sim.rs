@@ -1,0 +1,1 @@
+//! Deterministic simulation of replication and anti-entropy under turmoil.
