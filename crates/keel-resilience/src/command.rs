@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-pub use call::{Async, Blocking, Call, Fallback, NoFallback, WithFallback, Work};
+pub use call::{
+    Async, AsyncRun, Blocking, Call, Fallback, NoFallback, PoolRun, Started, WithFallback, Work,
+};
 pub use registry::CommandRegistry;
 
 use crate::breaker::{BreakerConfig, CircuitBreaker};

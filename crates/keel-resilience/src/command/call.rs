@@ -16,16 +16,41 @@ use crate::event::{Event, Outcome};
 use crate::pool::PoolTask;
 
 /// Primary work of a call plus the isolation it runs under.
+///
+/// `Running` has no lifetime on purpose: a borrowed isolation slot travels next to it in [`Started`]
+/// instead. rustc cannot prove an async body `Send` when it holds a lifetime-generic associated type
+/// (`Running<'c>`), which made `queue()` futures unusable in `tokio::spawn` and tower services.
 pub trait Work<T, E> {
-    /// The running work, holding its isolation slot.
-    type Running<'c>: Future<Output = Result<Result<T, E>, Cause<E>>> + 'c
-    where
-        Self: 'c;
+    /// The running work.
+    type Running: Future<Output = Result<Result<T, E>, Cause<E>>>;
 
     /// Takes an isolation slot and starts the work, or says why it cannot.
-    fn start<'c>(self, cmd: &'c Command) -> Result<Self::Running<'c>, Cause<E>>
-    where
-        Self: 'c;
+    fn start(self, cmd: &Command) -> Result<Started<'_, Self::Running>, Cause<E>>;
+}
+
+/// Work that has started, with the semaphore slot it holds (blocking work holds a pool slot itself).
+#[derive(Debug)]
+pub struct Started<'c, R> {
+    running: R,
+    slot: Option<BulkheadPermit<'c>>,
+}
+
+impl<'c, R> Started<'c, R> {
+    /// Work holding no slot of the command's (or one it owns, like a pool task).
+    pub fn new(running: R) -> Self {
+        Started {
+            running,
+            slot: None,
+        }
+    }
+
+    /// Work holding a slot of the command's semaphore bulkhead until it ends.
+    pub fn with_slot(running: R, slot: BulkheadPermit<'c>) -> Self {
+        Started {
+            running,
+            slot: Some(slot),
+        }
+    }
 }
 
 /// Async work under the command's semaphore bulkhead.
@@ -37,16 +62,15 @@ pub struct Async<Fut>(pub(crate) Fut);
 pub struct Blocking<F>(pub(crate) F);
 
 pin_project! {
-    /// An async call holding its bulkhead permit.
+    /// An async call's `run`, its result wrapped for the command.
     #[derive(Debug)]
-    pub struct Permitted<'c, F> {
+    pub struct AsyncRun<F> {
         #[pin]
         fut: F,
-        _permit: BulkheadPermit<'c>,
     }
 }
 
-impl<F: Future<Output = Result<T, E>>, T, E> Future for Permitted<'_, F> {
+impl<F: Future<Output = Result<T, E>>, T, E> Future for AsyncRun<F> {
     type Output = Result<Result<T, E>, Cause<E>>;
 
     #[inline]
@@ -59,16 +83,10 @@ impl<Fut, T, E> Work<T, E> for Async<Fut>
 where
     Fut: Future<Output = Result<T, E>>,
 {
-    type Running<'c>
-        = Permitted<'c, Fut>
-    where
-        Self: 'c;
+    type Running = AsyncRun<Fut>;
 
     #[inline]
-    fn start<'c>(self, cmd: &'c Command) -> Result<Self::Running<'c>, Cause<E>>
-    where
-        Self: 'c,
-    {
+    fn start(self, cmd: &Command) -> Result<Started<'_, Self::Running>, Cause<E>> {
         let inner = &*cmd.inner;
         let permit = inner
             .bulkhead
@@ -77,9 +95,9 @@ where
         inner
             .breaker
             .observe_concurrency(inner.bulkhead.in_flight() as u32);
-        Ok(Permitted {
-            fut: self.0,
-            _permit: permit,
+        Ok(Started {
+            running: AsyncRun { fut: self.0 },
+            slot: Some(permit),
         })
     }
 }
@@ -104,22 +122,19 @@ where
     T: Send + 'static,
     E: Send + 'static,
 {
-    type Running<'c>
-        = PoolRun<T, E>
-    where
-        Self: 'c;
+    type Running = PoolRun<T, E>;
 
-    fn start<'c>(self, cmd: &'c Command) -> Result<Self::Running<'c>, Cause<E>>
-    where
-        Self: 'c,
-    {
+    fn start(self, cmd: &Command) -> Result<Started<'_, Self::Running>, Cause<E>> {
         cmd.inner
             .used_pool
             .store(true, std::sync::atomic::Ordering::Relaxed);
         cmd.inner
             .pool
             .submit(self.0)
-            .map(PoolRun)
+            .map(|task| Started {
+                running: PoolRun(task),
+                slot: None,
+            })
             .map_err(Cause::ThreadPoolRejected)
     }
 }
@@ -241,7 +256,7 @@ impl<'c, W, C, F> Call<'c, W, C, F> {
     /// Runs the call asynchronously (Hystrix `queue()`). Dropping the future cancels the work and frees its slot.
     pub async fn queue<T, E>(self) -> Result<T, CommandError<E>>
     where
-        W: Work<T, E> + 'c,
+        W: Work<T, E>,
         C: Fn(&E) -> bool,
         F: Fallback<T, E>,
     {
@@ -268,7 +283,7 @@ impl<'c, W, C, F> Call<'c, W, C, F> {
     /// blocking call would deadlock there: use [`queue`](Call::queue) instead.
     pub fn execute<T, E>(self) -> Result<T, CommandError<E>>
     where
-        W: Work<T, E> + 'c,
+        W: Work<T, E>,
         C: Fn(&E) -> bool,
         F: Fallback<T, E>,
     {
@@ -286,7 +301,7 @@ async fn run<'c, W, C, F, T, E>(
     fallback: F,
 ) -> Result<T, CommandError<E>>
 where
-    W: Work<T, E> + 'c,
+    W: Work<T, E>,
     C: Fn(&E) -> bool,
     F: Fallback<T, E>,
 {
@@ -298,8 +313,8 @@ where
         breaker: &inner.breaker,
         permit: Some(permit),
     };
-    let running = match work.start(cmd) {
-        Ok(r) => r,
+    let Started { running, slot } = match work.start(cmd) {
+        Ok(started) => started,
         Err(cause) => {
             guard.finish(match cause {
                 Cause::SemaphoreRejected(_) => Outcome::SemaphoreRejected,
@@ -315,6 +330,7 @@ where
             .unwrap_or(Err(Cause::Timeout(TimedOut(limit)))),
         None => running.await,
     };
+    drop(slot);
     let (outcome, verdict) = match result {
         Ok(Ok(v)) => (Outcome::Success, Verdict::Value(v)),
         Ok(Err(e)) if bad_request(&e) => (Outcome::BadRequest, Verdict::BadRequest(e)),

@@ -355,3 +355,32 @@ fn execute_blocks_outside_async() {
         3
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn queued_calls_are_send_and_spawnable() {
+    let reg = CommandRegistry::new();
+    let cmd = reg.command("spawned", CommandConfig::default());
+    let (c1, c2, c3) = (cmd.clone(), cmd.clone(), cmd.clone());
+    // Each future must be `Send + 'static` for tokio::spawn: the permit borrows live inside the task.
+    let ok = tokio::spawn(async move { c1.call(async { Ok::<u32, Err>(1) }).queue().await });
+    let fell_back = tokio::spawn(async move {
+        c2.call(async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok::<u32, Err>(1)
+        })
+        .bad_request(|e: &Err| *e == Err::Invalid)
+        .fallback(|cause| async move {
+            assert_eq!(cause.kind(), CauseKind::Timeout);
+            Ok(2)
+        })
+        .queue()
+        .await
+    });
+    let blocking = tokio::spawn(async move { c3.call_blocking(|| Ok::<u32, Err>(3)).queue().await });
+    assert_eq!(ok.await.unwrap().unwrap(), 1);
+    assert_eq!(fell_back.await.unwrap().unwrap(), 2);
+    assert_eq!(blocking.await.unwrap().unwrap(), 3);
+    let snap = cmd.snapshot();
+    assert_eq!(snap.latency_total.count, 3, "every call is timed");
+    assert_eq!(snap.latency_execute.count, 3);
+}
