@@ -4,6 +4,7 @@ mod cli;
 mod ctl;
 mod logging;
 mod run;
+mod self_registration;
 mod settings;
 
 use std::process::ExitCode;
