@@ -72,6 +72,20 @@ pub struct BulkheadPermit<'a> {
     bulkhead: &'a Bulkhead,
 }
 
+impl BulkheadPermit<'_> {
+    /// Keeps the slot without the borrow; give it back with [`Bulkhead::release_detached`].
+    pub(crate) fn detach(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Bulkhead {
+    /// Frees a slot whose permit was [`detach`](BulkheadPermit::detach)ed.
+    pub(crate) fn release_detached(&self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl Drop for BulkheadPermit<'_> {
     fn drop(&mut self) {
         self.bulkhead.in_flight.fetch_sub(1, Ordering::AcqRel);

@@ -1,6 +1,7 @@
 //! Keyed commands in the spirit of `HystrixCommand`: breaker → isolation → timeout → run, fallback on failure.
 
 mod call;
+mod queued;
 mod registry;
 
 use std::fmt;
@@ -11,6 +12,7 @@ use std::time::Duration;
 pub use call::{
     Async, AsyncRun, Blocking, Call, Fallback, NoFallback, PoolRun, Started, WithFallback, Work,
 };
+pub use queued::Queued;
 pub use registry::CommandRegistry;
 
 use crate::breaker::{BreakerConfig, CircuitBreaker};

@@ -8,12 +8,16 @@
 mod adaptive;
 mod admit;
 mod breaker;
+mod command;
 mod retry;
 mod timeout;
 
 pub use adaptive::{AdaptiveFuture, AdaptiveLimitLayer, AdaptiveLimitService};
 pub use admit::{AdmitFuture, BulkheadLayer, BulkheadService, RateLimitLayer, RateLimitService};
 pub use breaker::{BreakerFuture, BreakerLayer, BreakerService, Classify, ErrorsAreFailures};
+pub use command::{
+    BoxFallback, BoxFuture, CommandLayer, CommandService, NoFallbacks, RequestFallback,
+};
 pub use retry::BudgetedRetry;
 pub use timeout::{TimeoutFuture, TimeoutLayer, TimeoutService};
 

@@ -178,10 +178,13 @@ impl BlockingPool {
         inner.submitted.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let state = Arc::new(AtomicU8::new(QUEUED));
+        let pool = Arc::clone(inner);
         let job = Job {
             state: Arc::clone(&state),
             run: Box::new(move || {
                 let out = catch_unwind(AssertUnwindSafe(f)).map_err(|_| ());
+                // The slot is free before the caller hears back, so its next submit is admitted.
+                pool.finish_task();
                 // The receiver may be gone (caller timed out); the result is simply dropped.
                 let _ = tx.send(out);
             }),
@@ -288,11 +291,15 @@ impl Inner {
             let now = self.origin.nanos();
             self.rolling.observe_peak(active as u32, now);
             (job.run)();
-            self.active.fetch_sub(1, Ordering::AcqRel);
-            self.completed.fetch_add(1, Ordering::Relaxed);
-            self.rolling.add(EXECUTED, 1, self.origin.nanos());
-            self.occupied.fetch_sub(1, Ordering::AcqRel);
         }
+    }
+
+    /// Bookkeeping of a finished task, run by the task itself before it hands over its result.
+    fn finish_task(&self) {
+        self.active.fetch_sub(1, Ordering::AcqRel);
+        self.completed.fetch_add(1, Ordering::Relaxed);
+        self.rolling.add(EXECUTED, 1, self.origin.nanos());
+        self.occupied.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -4,15 +4,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use pin_project_lite::pin_project;
 
 use super::{Cause, Command, CommandError};
-use crate::breaker::{CircuitBreaker, Permit};
 use crate::bulkhead::BulkheadPermit;
-use crate::error::{TaskPanicked, TimedOut};
-use crate::event::{Event, Outcome};
+use crate::error::TaskPanicked;
 use crate::pool::PoolTask;
 
 /// Primary work of a call plus the isolation it runs under.
@@ -31,8 +28,8 @@ pub trait Work<T, E> {
 /// Work that has started, with the semaphore slot it holds (blocking work holds a pool slot itself).
 #[derive(Debug)]
 pub struct Started<'c, R> {
-    running: R,
-    slot: Option<BulkheadPermit<'c>>,
+    pub(super) running: R,
+    pub(super) slot: Option<BulkheadPermit<'c>>,
 }
 
 impl<'c, R> Started<'c, R> {
@@ -201,28 +198,6 @@ impl<'c, W, E> Call<'c, W, fn(&E) -> bool, NoFallback> {
     }
 }
 
-/// Hands the breaker permit back as "cancelled" if the call future is dropped mid-flight.
-struct PermitGuard<'a> {
-    breaker: &'a CircuitBreaker,
-    permit: Option<Permit>,
-}
-
-impl PermitGuard<'_> {
-    fn finish(&mut self, outcome: Outcome) -> Option<Duration> {
-        self.permit
-            .take()
-            .and_then(|p| self.breaker.record(p, outcome))
-    }
-}
-
-impl Drop for PermitGuard<'_> {
-    fn drop(&mut self) {
-        if let Some(p) = self.permit.take() {
-            self.breaker.cancel(p);
-        }
-    }
-}
-
 impl<'c, W, C, F> Call<'c, W, C, F> {
     /// Classifies errors that are the caller's fault: they skip health accounting and the fallback.
     pub fn bad_request<C2, T, E>(self, is_bad_request: C2) -> Call<'c, W, C2, F>
@@ -253,28 +228,8 @@ impl<'c, W, C, F> Call<'c, W, C, F> {
         }
     }
 
-    /// Runs the call asynchronously (Hystrix `queue()`). Dropping the future cancels the work and frees its slot.
-    pub async fn queue<T, E>(self) -> Result<T, CommandError<E>>
-    where
-        W: Work<T, E>,
-        C: Fn(&E) -> bool,
-        F: Fallback<T, E>,
-    {
-        let Call {
-            cmd,
-            work,
-            bad_request,
-            fallback,
-        } = self;
-        let inner = &*cmd.inner;
-        let origin = *inner.breaker.origin();
-        let started = origin.nanos();
-        let result = run(cmd, work, bad_request, fallback).await;
-        let now = origin.nanos();
-        inner
-            .latency_total
-            .record(Duration::from_nanos(now.saturating_sub(started)), now);
-        result
+    pub(super) fn into_parts(self) -> (&'c Command, W, C, F) {
+        (self.cmd, self.work, self.bad_request, self.fallback)
     }
 
     /// Runs the call to completion on the calling thread (Hystrix `execute()`), for code outside async.
@@ -286,116 +241,13 @@ impl<'c, W, C, F> Call<'c, W, C, F> {
         W: Work<T, E>,
         C: Fn(&E) -> bool,
         F: Fallback<T, E>,
+        F::Future: Future<Output = Result<T, E>>,
     {
         match runtime() {
-            Ok(handle) => handle.block_on(self.queue()),
+            // Queued inside the runtime: the timeout needs its timer.
+            Ok(handle) => handle.block_on(async move { self.queue().await }),
             Err(e) => Err(CommandError::Runtime(e)),
         }
-    }
-}
-
-async fn run<'c, W, C, F, T, E>(
-    cmd: &'c Command,
-    work: W,
-    bad_request: C,
-    fallback: F,
-) -> Result<T, CommandError<E>>
-where
-    W: Work<T, E>,
-    C: Fn(&E) -> bool,
-    F: Fallback<T, E>,
-{
-    let inner = &*cmd.inner;
-    let Ok(permit) = inner.breaker.try_acquire_timed() else {
-        return fall_back(cmd, fallback, Cause::ShortCircuited).await;
-    };
-    let mut guard = PermitGuard {
-        breaker: &inner.breaker,
-        permit: Some(permit),
-    };
-    let Started { running, slot } = match work.start(cmd) {
-        Ok(started) => started,
-        Err(cause) => {
-            guard.finish(match cause {
-                Cause::SemaphoreRejected(_) => Outcome::SemaphoreRejected,
-                Cause::ThreadPoolRejected(_) => Outcome::ThreadPoolRejected,
-                _ => Outcome::Failure,
-            });
-            return fall_back(cmd, fallback, cause).await;
-        }
-    };
-    let result = match inner.config.timeout {
-        Some(limit) => tokio::time::timeout(limit, running)
-            .await
-            .unwrap_or(Err(Cause::Timeout(TimedOut(limit)))),
-        None => running.await,
-    };
-    drop(slot);
-    let (outcome, verdict) = match result {
-        Ok(Ok(v)) => (Outcome::Success, Verdict::Value(v)),
-        Ok(Err(e)) if bad_request(&e) => (Outcome::BadRequest, Verdict::BadRequest(e)),
-        Ok(Err(e)) => (Outcome::Failure, Verdict::Cause(Cause::Failure(e))),
-        Err(cause @ Cause::Timeout(_)) => (Outcome::Timeout, Verdict::Cause(cause)),
-        Err(cause) => (Outcome::Failure, Verdict::Cause(cause)),
-    };
-    if let Some(elapsed) = guard.finish(outcome) {
-        inner
-            .latency_execute
-            .record(elapsed, inner.breaker.origin().nanos());
-    }
-    match verdict {
-        Verdict::Value(v) => Ok(v),
-        Verdict::BadRequest(e) => {
-            inner.breaker.count(Event::ExceptionThrown);
-            Err(CommandError::BadRequest(e))
-        }
-        Verdict::Cause(cause) => fall_back(cmd, fallback, cause).await,
-    }
-}
-
-enum Verdict<T, E> {
-    Value(T),
-    BadRequest(E),
-    Cause(Cause<E>),
-}
-
-async fn fall_back<T, E, F: Fallback<T, E>>(
-    cmd: &Command,
-    fallback: F,
-    cause: Cause<E>,
-) -> Result<T, CommandError<E>> {
-    let inner = &*cmd.inner;
-    let kind = cause.kind();
-    let fail = |cause| {
-        inner.breaker.count(Event::ExceptionThrown);
-        Err(CommandError::Failed {
-            key: inner.key.clone(),
-            cause,
-        })
-    };
-    if !inner.config.fallback_enabled {
-        return fail(cause);
-    }
-    match fallback.call(cause) {
-        Err(cause) => {
-            inner.breaker.count(Event::FallbackMissing);
-            fail(cause)
-        }
-        Ok(fut) => match fut.await {
-            Ok(v) => {
-                inner.breaker.count(Event::FallbackSuccess);
-                Ok(v)
-            }
-            Err(e) => {
-                inner.breaker.count(Event::FallbackFailure);
-                inner.breaker.count(Event::ExceptionThrown);
-                Err(CommandError::FallbackFailed {
-                    key: inner.key.clone(),
-                    cause: kind,
-                    fallback: e,
-                })
-            }
-        },
     }
 }
 

@@ -360,7 +360,15 @@ fn execute_blocks_outside_async() {
 async fn queued_calls_are_send_and_spawnable() {
     let reg = CommandRegistry::new();
     let cmd = reg.command("spawned", CommandConfig::default());
-    let (c1, c2, c3) = (cmd.clone(), cmd.clone(), cmd.clone());
+    // Pool threads run in real time: no timeout, or the paused clock would fire it while they work.
+    let pooled = reg.command(
+        "spawned-blocking",
+        CommandConfig {
+            timeout: None,
+            ..Default::default()
+        },
+    );
+    let (c1, c2, c3) = (cmd.clone(), cmd.clone(), pooled.clone());
     // Each future must be `Send + 'static` for tokio::spawn: the permit borrows live inside the task.
     let ok = tokio::spawn(async move { c1.call(async { Ok::<u32, Err>(1) }).queue().await });
     let fell_back = tokio::spawn(async move {
@@ -376,11 +384,35 @@ async fn queued_calls_are_send_and_spawnable() {
         .queue()
         .await
     });
-    let blocking = tokio::spawn(async move { c3.call_blocking(|| Ok::<u32, Err>(3)).queue().await });
+    let blocking =
+        tokio::spawn(async move { c3.call_blocking(|| Ok::<u32, Err>(3)).queue().await });
     assert_eq!(ok.await.unwrap().unwrap(), 1);
     assert_eq!(fell_back.await.unwrap().unwrap(), 2);
     assert_eq!(blocking.await.unwrap().unwrap(), 3);
     let snap = cmd.snapshot();
-    assert_eq!(snap.latency_total.count, 3, "every call is timed");
-    assert_eq!(snap.latency_execute.count, 3);
+    assert_eq!(snap.latency_total.count, 2, "every call is timed");
+    assert_eq!(snap.latency_execute.count, 2);
+    assert_eq!(pooled.snapshot().latency_execute.count, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn queued_calls_with_boxed_errors_are_send() {
+    type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    let cmd = CommandRegistry::new().command("boxed", CommandConfig::default());
+    let owned = cmd
+        .call(async { Err::<u32, BoxError>("down".into()) })
+        .fallback(|cause: Cause<BoxError>| async move {
+            assert_eq!(cause.kind(), CauseKind::Failure);
+            Ok::<u32, BoxError>(9)
+        })
+        .queue_owned();
+    assert_eq!(tokio::spawn(owned).await.unwrap().unwrap(), 9);
+    let c = cmd.clone();
+    let borrowed = tokio::spawn(async move {
+        c.call(async { Ok::<u32, BoxError>(1) })
+            .bad_request(|_: &BoxError| false)
+            .queue()
+            .await
+    });
+    assert_eq!(borrowed.await.unwrap().unwrap(), 1);
 }

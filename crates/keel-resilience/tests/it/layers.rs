@@ -225,3 +225,61 @@ async fn adaptive_limit_grows_when_busy_and_backs_off_on_drops() {
     );
     assert_eq!(limit.in_flight(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn command_layer_feeds_the_command_and_keeps_error_types() {
+    use keel_resilience::layer::{BoxFallback, CommandLayer};
+    use keel_resilience::{CommandConfig, CommandRegistry};
+
+    let reg = CommandRegistry::new();
+    let cmd = reg.command(
+        "svc",
+        CommandConfig {
+            timeout: Some(Duration::from_millis(100)),
+            ..Default::default()
+        },
+    );
+    let svc = ServiceBuilder::new()
+        .layer(CommandLayer::new(cmd.clone()))
+        .service(service_fn(echo));
+    assert_eq!(svc.clone().oneshot(5).await.unwrap(), 5);
+    let e = svc.clone().oneshot(500).await.unwrap_err();
+    assert!(e.is::<TimedOut>(), "{e}");
+    let e = svc.clone().oneshot(u64::MAX).await.unwrap_err();
+    assert_eq!(e.to_string(), "boom", "the inner error comes back as is");
+    // The future is Send: it runs in a spawned task.
+    let spawned = tokio::spawn(svc.clone().oneshot(7));
+    assert_eq!(spawned.await.unwrap().unwrap(), 7);
+
+    // A request carrying its own fallback.
+    let with_fallback = ServiceBuilder::new()
+        .layer(
+            CommandLayer::new(cmd.clone())
+                .fallback(|req: &mut (u64, Option<BoxFallback<u64>>)| req.1.take()),
+        )
+        .service(service_fn(|(ms, _): (u64, Option<BoxFallback<u64>>)| {
+            echo(ms)
+        }));
+    let fallback: BoxFallback<u64> = Box::new(|_cause| Box::pin(async { Ok(42) }));
+    assert_eq!(
+        with_fallback
+            .oneshot((u64::MAX, Some(fallback)))
+            .await
+            .unwrap(),
+        42
+    );
+
+    let snap = cmd.snapshot();
+    assert_eq!(
+        (
+            snap.count(Event::Success),
+            snap.count(Event::Timeout),
+            snap.count(Event::Failure),
+            snap.count(Event::FallbackMissing),
+            snap.count(Event::FallbackSuccess),
+        ),
+        (2, 1, 2, 2, 1)
+    );
+    assert_eq!(snap.latency_execute.count, 5, "latency percentiles are fed");
+    assert_eq!(snap.latency_total.count, 5);
+}

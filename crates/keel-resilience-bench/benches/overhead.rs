@@ -1,6 +1,6 @@
 //! Overhead of one call through breaker + bulkhead + timeout vs tower's ConcurrencyLimit + Timeout.
 //!
-//! Run: `cargo bench -p keel-resilience --bench overhead`. Each future is polled by hand with a no-op
+//! Run: `cargo bench -p keel-resilience-bench --bench overhead`. Each future is polled by hand with a no-op
 //! waker inside a runtime context, so the figures are the layers' own cost (plus the bare service,
 //! measured as `baseline`). "pending once" futures return `Pending` on the first poll, so the timeout's
 //! timer really registers. Ratios of medians (keel / tower) are printed at the end.

@@ -1,6 +1,6 @@
 //! Cost of one pick (and release) among 100 instances: P2C peak-EWMA vs round robin and random as peers.
 //!
-//! Run: `cargo bench -p keel-balance --bench pick`. Ratios of medians against round robin are printed.
+//! Run: `cargo bench -p keel-resilience-bench --bench pick`. Ratios of medians against round robin are printed.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
