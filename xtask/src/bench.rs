@@ -5,19 +5,34 @@ use anyhow::bail;
 use crate::ci::{cargo, run_checked};
 
 /// (name, what it measures, cargo arguments).
-const BENCHES: &[(&str, &str, &[&str])] = &[(
-    "startup",
-    "keel standalone: time from spawn to all components healthy, and idle RSS",
-    &[
-        "run",
-        "--release",
-        "-p",
-        "keel-bench",
-        "--bin",
+const BENCHES: &[(&str, &str, &[&str])] = &[
+    (
         "startup",
-        "--",
-    ],
-)];
+        "keel standalone: time from spawn to all components healthy, and idle RSS",
+        &[
+            "run",
+            "--release",
+            "-p",
+            "keel-bench",
+            "--bin",
+            "startup",
+            "--",
+        ],
+    ),
+    (
+        "gateway",
+        "keel gateway vs nginx reverse proxy (same nginx backend): wrk peak, CPU/request, RSS, fixed-rate p99",
+        &[
+            "run",
+            "--release",
+            "-p",
+            "keel-bench",
+            "--bin",
+            "gateway",
+            "--",
+        ],
+    ),
+];
 
 pub fn run(name: &str, args: &[String]) -> anyhow::Result<()> {
     if name == "list" {

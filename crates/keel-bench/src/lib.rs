@@ -1,4 +1,9 @@
-//! Shared pieces of the benchmark harnesses: locating the release binary, medians, RSS.
+//! Shared pieces of the benchmark harnesses: locating the release binary, medians, RSS, load tools.
+
+pub mod fixed_rate;
+pub mod nginx;
+pub mod proc_stat;
+pub mod wrk;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,111 @@
+//! An open-loop, fixed-rate load generator (wrk2's idea; wrk2 is not in Debian): every request has an
+//! intended send time on a fixed schedule, and its latency is measured from that time, so a stalled
+//! server is charged for the requests that queued behind the stall (no coordinated omission).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use tokio::time::Instant;
+
+/// Latencies (ms) of one fixed-rate run.
+#[derive(Debug, Clone)]
+pub struct FixedRateResult {
+    pub latencies_ms: Vec<f64>,
+    pub errors: u64,
+    pub elapsed: Duration,
+}
+
+impl FixedRateResult {
+    pub fn achieved_rps(&self) -> f64 {
+        self.latencies_ms.len() as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
+
+async fn connect(addr: SocketAddr) -> anyhow::Result<Sender> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+/// Sends `rate` requests per second in total over `connections` keep-alive connections for `duration`.
+pub async fn run(
+    addr: SocketAddr,
+    path: &str,
+    rate: f64,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<FixedRateResult> {
+    let start = Instant::now() + Duration::from_millis(50);
+    let total = (rate * duration.as_secs_f64()) as u64;
+    let uri: hyper::Uri = format!("http://{addr}{path}").parse().context("uri")?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for conn in 0..connections as u64 {
+        let uri = uri.clone();
+        tasks.spawn(async move {
+            let mut latencies = Vec::with_capacity((total / connections as u64 + 1) as usize);
+            let mut errors = 0u64;
+            let mut sender: Option<Sender> = None;
+            let mut k = conn;
+            while k < total {
+                let intended = start + Duration::from_secs_f64(k as f64 / rate);
+                tokio::time::sleep_until(intended).await;
+                k += connections as u64;
+                if sender.as_ref().is_none_or(|s| s.is_closed()) {
+                    sender = connect(addr).await.ok();
+                }
+                let Some(s) = sender.as_mut() else {
+                    errors += 1;
+                    continue;
+                };
+                if s.ready().await.is_err() {
+                    sender = None;
+                    errors += 1;
+                    continue;
+                }
+                let req = hyper::Request::get(uri.clone())
+                    .header(hyper::header::HOST, "127.0.0.1")
+                    .body(Empty::<Bytes>::new());
+                let Ok(req) = req else {
+                    errors += 1;
+                    continue;
+                };
+                match s.send_request(req).await {
+                    Ok(resp) => {
+                        let ok = resp.status().is_success();
+                        let body = resp.into_body().collect().await;
+                        if ok && body.is_ok() {
+                            latencies.push(intended.elapsed().as_secs_f64() * 1000.0);
+                        } else {
+                            errors += 1;
+                        }
+                    }
+                    Err(_) => {
+                        sender = None;
+                        errors += 1;
+                    }
+                }
+            }
+            (latencies, errors)
+        });
+    }
+    let mut result = FixedRateResult {
+        latencies_ms: Vec::with_capacity(total as usize),
+        errors: 0,
+        elapsed: Duration::ZERO,
+    };
+    while let Some(joined) = tasks.join_next().await {
+        let (l, e) = joined.context("load task")?;
+        result.latencies_ms.extend(l);
+        result.errors += e;
+    }
+    result.elapsed = start.elapsed();
+    Ok(result)
+}
