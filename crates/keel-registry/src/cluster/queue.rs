@@ -19,7 +19,7 @@ const MAX_SLOT: usize = 8;
 #[derive(Clone, Debug)]
 pub(crate) enum Task {
     Write(LocalWrite),
-    /// Send our current copy (Register), or a Cancel if we no longer have it. Used after a
+    /// Send our current copy as a Register (nothing if we no longer hold it). Used after a
     /// peer answered 404 and when a slot overflows.
     Resync(Key),
 }

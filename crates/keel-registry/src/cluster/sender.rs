@@ -90,9 +90,14 @@ async fn send(
     let mut sent_tasks = Vec::new();
     for (_, tasks) in &batch {
         for task in tasks {
-            items.push(item(registry, task));
-            sent_tasks.push(task);
+            if let Some(item) = item(registry, task) {
+                items.push(item);
+                sent_tasks.push(task);
+            }
         }
+    }
+    if items.is_empty() {
+        return Sent::Ok;
     }
     let mut body = Vec::with_capacity(items.len() * 256);
     encode_replication_list(&items, &mut body);
@@ -160,25 +165,32 @@ fn handle_response(
     }
 }
 
-fn item(registry: &Registry, task: &Task) -> ReplicationItem {
-    match task {
-        Task::Write(LocalWrite::Register(record)) => register_item(record),
-        Task::Resync((app, id)) => match registry.instance(app, id) {
-            Some(record) => register_item(&record),
-            None => bare(app, id, ReplicationAction::Cancel),
-        },
+/// The wire item for a task. Registrations and heartbeats are sent from our *current* state
+/// and skipped once we no longer hold the instance (it expired here): a late, queued copy
+/// must not resurrect a dead instance on a peer, and must not cancel one that now renews
+/// there directly. Only a client's explicit cancel travels as a Cancel.
+fn item(registry: &Registry, task: &Task) -> Option<ReplicationItem> {
+    let item = match task {
+        Task::Write(LocalWrite::Register(record)) => {
+            let info = record.info();
+            register_item(&*registry.instance(&info.app, &info.instance_id)?)
+        }
+        Task::Resync((app, id)) => register_item(&*registry.instance(app, id)?),
         Task::Write(LocalWrite::Heartbeat {
             app,
             id,
             status,
             last_dirty_timestamp,
             overridden_status,
-        }) => ReplicationItem {
-            last_dirty_timestamp: Some(*last_dirty_timestamp),
-            overridden_status: *overridden_status,
-            status: Some(*status),
-            ..bare(app, id, ReplicationAction::Heartbeat)
-        },
+        }) => {
+            registry.instance(app, id)?;
+            ReplicationItem {
+                last_dirty_timestamp: Some(*last_dirty_timestamp),
+                overridden_status: *overridden_status,
+                status: Some(*status),
+                ..bare(app, id, ReplicationAction::Heartbeat)
+            }
+        }
         Task::Write(LocalWrite::Cancel { app, id }) => bare(app, id, ReplicationAction::Cancel),
         Task::Write(LocalWrite::StatusUpdate {
             app,
@@ -200,7 +212,8 @@ fn item(registry: &Registry, task: &Task) -> ReplicationItem {
             status: Some(*status),
             ..bare(app, id, ReplicationAction::DeleteStatusOverride)
         },
-    }
+    };
+    Some(item)
 }
 
 fn bare(
