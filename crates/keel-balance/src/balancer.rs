@@ -132,17 +132,26 @@ impl<T> Balancer<T> {
         self.pick_excluding(&[])
     }
 
-    /// Picks an instance other than `tried` (retries go elsewhere); falls back to a tried one only when
-    /// nothing else is available.
+    /// Picks an instance for a retry: one not in `tried` while any such instance is available, else the
+    /// best of the tried ones (with a single instance, a retry goes to it again). `None` only when no
+    /// instance is available at all. Whether repeating a request is safe is the caller's call (idempotent
+    /// or marked safe); compare [`Pick::id`] with `tried` to refuse a repeat.
     pub fn pick_excluding(&self, tried: &[&InstanceId]) -> Option<Pick<T>> {
         let snap = self.snapshot.load();
         let now = self.nanos();
-        let chosen = if snap.local.is_empty() {
-            None
-        } else {
-            self.choose(&snap.local, now, tried)
+        let choose = |tried: &[&InstanceId]| {
+            let local = if snap.local.is_empty() {
+                None
+            } else {
+                self.choose(&snap.local, now, tried)
+            };
+            local.or_else(|| self.choose(&snap.all, now, tried))
         };
-        let chosen = chosen.or_else(|| self.choose(&snap.all, now, tried))?;
+        let chosen = match choose(tried) {
+            Some(c) => c,
+            None if !tried.is_empty() => choose(&[])?,
+            None => return None,
+        };
         chosen.pending.fetch_add(1, Ordering::Relaxed);
         Some(Pick {
             instance: Arc::clone(chosen),

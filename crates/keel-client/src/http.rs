@@ -7,7 +7,6 @@
 //! brings rustls (ring, no aws-lc), pooling and gzip, and is already a workspace dependency.
 
 mod balance;
-mod command;
 mod error;
 mod request;
 mod transport;
@@ -22,7 +21,7 @@ use bytes::Bytes;
 use http::Method;
 use keel_balance::{Balancer, BalancerConfig};
 use keel_eureka::AppName;
-use keel_resilience::layer::{BoxError, BudgetedRetry, TimeoutLayer};
+use keel_resilience::layer::{BoxError, BudgetedRetry, CommandLayer, TimeoutLayer};
 use keel_resilience::{Backoff, CommandConfig, CommandRegistry, RetryBudget};
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
@@ -34,7 +33,6 @@ pub use transport::{Outgoing, Transport};
 
 use crate::discovery::Discovery;
 use balance::BalanceLayer;
-use command::CommandLayer;
 
 /// Settings for [`LbClient`], applied to every service it calls.
 #[derive(Debug, Clone)]
@@ -99,8 +97,10 @@ pub fn service_stack(parts: ServiceParts) -> ServiceStack {
     let stack = ServiceBuilder::new()
         // Hystrix command keyed by service: its breaker opens when the service as a whole fails,
         // its bulkhead caps calls in flight, its timeout bounds the call with every retry, and its
-        // metrics feed /hystrix.stream. Outside the retries, so a rescued call is a success.
-        .layer(CommandLayer::new(parts.command))
+        // metrics (counts and latency percentiles) feed /hystrix.stream. Outside the retries, so
+        // a rescued call is a success. A request sent with `send_or` brings its fallback, which
+        // runs inside the command and is counted there.
+        .layer(CommandLayer::new(parts.command).fallback(request::take_fallback))
         // Retries: only idempotent or marked-safe requests, only for failures an instance can
         // cause (connect errors, attempt timeouts, 502/503/504), with jittered backoff, within
         // the service's retry budget so an outage cannot multiply load.
@@ -229,20 +229,26 @@ impl LbClient {
     }
 
     /// Like [`LbClient::send`], answering with `fallback(error)` when the call fails; the
-    /// fallback is counted in the service's Hystrix metrics.
+    /// fallback runs inside the service's command and is counted in its Hystrix metrics.
     pub async fn send_or<F, Fut>(&self, request: LbRequest, fallback: F) -> http::Response<Bytes>
     where
-        F: FnOnce(CallError) -> Fut,
-        Fut: Future<Output = http::Response<Bytes>>,
+        F: FnOnce(CallError) -> Fut + Send + 'static,
+        Fut: Future<Output = http::Response<Bytes>> + Send + 'static,
     {
         let app = request.app.clone();
-        match self.send(request).await {
+        let for_fallback = app.clone();
+        request.fallback.set(Box::new(move |cause| {
+            let error = CallError::from_stack(for_fallback, cause.into_box_error());
+            Box::pin(async move { Ok(fallback(error).await) })
+        }));
+        match self.service(&app).stack.clone().oneshot(request).await {
             Ok(response) => response,
+            // Only if the fallback itself failed, which ours cannot: a bare 503 keeps the signature total.
             Err(e) => {
-                if let Some(cmd) = self.inner.commands.get(app.as_str()) {
-                    cmd.breaker().count(keel_resilience::Event::FallbackSuccess);
-                }
-                fallback(e).await
+                tracing::warn!(app = %app, error = %e, "fallback failed");
+                let mut response = http::Response::new(Bytes::new());
+                *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+                response
             }
         }
     }

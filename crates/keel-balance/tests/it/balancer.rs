@@ -257,3 +257,32 @@ async fn new_instances_slow_start_and_stats_survive_updates() {
         "after the ramp it takes traffic"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_falls_back_to_a_tried_instance_only_when_no_other_is_left() {
+    let single = Balancer::new(BalancerConfig::default(), specs(1));
+    let first = single.pick().unwrap();
+    let id = first.id().clone();
+    single.failure(first);
+    let again = single
+        .pick_excluding(&[&id])
+        .expect("the only instance is tried again");
+    assert_eq!(again.id(), &id);
+
+    let b = Balancer::new(BalancerConfig::default(), specs(2));
+    let ids: Vec<_> = b.instances().iter().map(|i| i.id().clone()).collect();
+    assert_ne!(b.pick_excluding(&[&ids[0]]).unwrap().id(), &ids[0]);
+    let both: Vec<_> = ids.iter().collect();
+    assert!(
+        b.pick_excluding(&both).is_some(),
+        "all tried: one of them again"
+    );
+    b.instances()[0].set_tripped(true);
+    assert_eq!(
+        b.pick_excluding(&[&ids[1]]).unwrap().id(),
+        &ids[1],
+        "the untried one is unavailable: the tried one again"
+    );
+    b.instances()[1].set_tripped(true);
+    assert!(b.pick_excluding(&[&ids[1]]).is_none(), "none available");
+}

@@ -98,11 +98,9 @@ where
     fn call(&mut self, req: LbRequest) -> Self::Future {
         let tried = req.tried.get();
         let tried_refs: Vec<_> = tried.iter().collect();
-        // Another instance if there is one, else a tried one again rather than nothing.
-        let pick = self
-            .balancer
-            .pick_excluding(&tried_refs)
-            .or_else(|| (!tried.is_empty()).then(|| self.balancer.pick()).flatten());
+        // Another instance if there is one, else a tried one again rather than nothing: the retry
+        // policy above only retries requests that are safe to repeat.
+        let pick = self.balancer.pick_excluding(&tried_refs);
         let Some(pick) = pick else {
             return Box::pin(std::future::ready(Err(NoInstances(req.app).into())));
         };

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use keel_balance::{InstanceId, Safety};
 use keel_eureka::AppName;
+use keel_resilience::layer::BoxFallback;
 
 use super::{CallError, LbClient};
 
@@ -22,6 +23,8 @@ pub struct LbRequest {
     /// Whether a retry may send it again: idempotent methods, or marked safe by the caller.
     pub safety: Safety,
     pub(crate) tried: Tried,
+    /// Set by [`LbClient::send_or`]; the command layer takes it, so it runs inside the command.
+    pub(crate) fallback: FallbackSlot,
 }
 
 impl LbRequest {
@@ -52,6 +55,7 @@ impl LbRequest {
             headers: HeaderMap::new(),
             body: Bytes::new(),
             tried: Tried::default(),
+            fallback: FallbackSlot::default(),
         })
     }
 }
@@ -74,6 +78,31 @@ impl Tried {
             .unwrap_or_else(PoisonError::into_inner)
             .push(id);
     }
+}
+
+/// A request's own fallback, shared by its clones (only the original reaches the command layer).
+#[derive(Clone, Default)]
+pub(crate) struct FallbackSlot(Arc<Mutex<Option<BoxFallback<http::Response<Bytes>>>>>);
+
+impl std::fmt::Debug for FallbackSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FallbackSlot")
+    }
+}
+
+impl FallbackSlot {
+    pub fn set(&self, fallback: BoxFallback<http::Response<Bytes>>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(fallback);
+    }
+}
+
+/// The command layer's source of per-request fallbacks.
+pub(crate) fn take_fallback(req: &mut LbRequest) -> Option<BoxFallback<http::Response<Bytes>>> {
+    req.fallback
+        .0
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
 }
 
 /// Builds an [`LbRequest`] and sends it through the client's stack.

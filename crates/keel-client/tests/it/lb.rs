@@ -67,6 +67,11 @@ async fn idempotent_calls_survive_a_dead_and_a_failing_instance() {
     // Default budget: 20 % of calls plus 10/s over 10 s.
     assert!(stats.retries <= 60 / 5 + 100, "{stats:?}");
     assert_eq!(stats.instances, 3);
+    // The service's command saw every call, with latencies for the percentiles in /hystrix.stream.
+    let command = client.commands().get(svc.as_str()).unwrap().snapshot();
+    assert_eq!(command.count(keel_resilience::Event::Success), 60);
+    assert_eq!(command.latency_execute.count, 60);
+    assert_eq!(command.latency_total.count, 60);
 }
 
 #[tokio::test]
@@ -134,6 +139,13 @@ async fn the_breaker_opens_on_a_failing_service_and_fallbacks_answer() {
         })
         .await;
     assert_eq!(response.body().as_ref(), b"fallback");
+    let command = client.commands().get(svc.as_str()).unwrap().snapshot();
+    assert_eq!(command.count(keel_resilience::Event::FallbackSuccess), 1);
+    assert_eq!(
+        command.count(keel_resilience::Event::FallbackMissing),
+        command.count(keel_resilience::Event::ExceptionThrown),
+        "plain sends have no fallback; the send_or call's fallback answered"
+    );
 
     let missing = client.get("lb://nobody/hello").send().await.unwrap_err();
     assert!(
