@@ -32,6 +32,19 @@ const BENCHES: &[(&str, &str, &[&str])] = &[
             "--",
         ],
     ),
+    (
+        "registry",
+        "keel registry vs a trivial hyper handler: renewals/s and RSS with 100k instances, GET /apps p99 with 10k, cancel-to-watcher p99",
+        &[
+            "run",
+            "--release",
+            "-p",
+            "keel-bench",
+            "--bin",
+            "registry",
+            "--",
+        ],
+    ),
 ];
 
 pub fn run(name: &str, args: &[String]) -> anyhow::Result<()> {
