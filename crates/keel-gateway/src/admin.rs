@@ -1,8 +1,13 @@
 //! The admin API under `/keel/v1/gateway/`: routes (list, get, create, delete, validate), services, breakers.
+//!
+//! Access: with `admin_token` set, every call needs `Authorization: Bearer <token>`; without one the
+//! API answers loopback clients only. Calls made in-process (no socket peer, as the dashboard of
+//! `keel standalone` makes them) are trusted.
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::middleware::Next;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
@@ -11,7 +16,7 @@ use serde_json::{Value, json};
 use crate::definition::{RouteDefinition, RouteDocument};
 use crate::{Gateway, GatewayError};
 
-pub fn router() -> Router<Gateway> {
+pub fn router(gw: Gateway) -> Router<Gateway> {
     Router::new()
         .route("/keel/v1/gateway/routes", get(list))
         .route(
@@ -21,6 +26,47 @@ pub fn router() -> Router<Gateway> {
         .route("/keel/v1/gateway/validate", post(validate))
         .route("/keel/v1/gateway/refresh", post(refresh))
         .route("/keel/v1/gateway/services", get(services))
+        .route_layer(axum::middleware::from_fn_with_state(gw, guard))
+}
+
+async fn guard(State(gw): State<Gateway>, req: Request, next: Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    let Some(peer) = peer else {
+        return next.run(req).await;
+    };
+    match &gw.config.admin_token {
+        Some(token) => {
+            let presented = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, t)| t.trim());
+            if presented.is_some_and(|t| {
+                crate::auth::constant_time_eq(t.as_bytes(), token.as_bytes())
+            }) {
+                return next.run(req).await;
+            }
+            let mut resp = problem(
+                StatusCode::UNAUTHORIZED,
+                "the gateway admin API needs `Authorization: Bearer <gateway.admin-token>`",
+            );
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"keel-gateway-admin\""),
+            );
+            resp
+        }
+        None if peer.ip().is_loopback() => next.run(req).await,
+        None => problem(
+            StatusCode::FORBIDDEN,
+            "the gateway admin API answers loopback clients only; set gateway.admin-token to open it",
+        ),
+    }
 }
 
 fn problem(status: StatusCode, message: impl std::fmt::Display) -> Response {

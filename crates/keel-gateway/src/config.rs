@@ -41,6 +41,11 @@ pub struct GatewayConfig {
     pub sensitive_headers: Vec<String>,
     /// Whether the gateway is reached over TLS (sets `X-Forwarded-Proto`).
     pub tls: bool,
+    /// Bearer token the admin API requires; without one it answers loopback clients only.
+    pub admin_token: Option<String>,
+    /// The admin API is served on its own listener ([`admin_router`](crate::admin_router)), not
+    /// beside the proxy, whose `/keel/v1/gateway/**` paths are then ordinary proxied paths.
+    pub admin_separate: bool,
 }
 
 impl Default for GatewayConfig {
@@ -69,6 +74,8 @@ impl Default for GatewayConfig {
             access_log: AccessLogTarget::Off,
             sensitive_headers: vec!["cookie".into(), "set-cookie".into(), "authorization".into()],
             tls: false,
+            admin_token: None,
+            admin_separate: false,
         }
     }
 }

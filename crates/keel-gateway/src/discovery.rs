@@ -22,6 +22,10 @@ fn spec(i: &ServiceInstance) -> Option<InstanceSpec<Endpoint>> {
     let endpoint = Endpoint {
         scheme: http::uri::Scheme::HTTP,
         authority: authority.parse().ok()?,
+        h2c: i
+            .metadata
+            .get("protocol")
+            .is_some_and(|p| p.eq_ignore_ascii_case("h2c")),
     };
     let spec = InstanceSpec::new(i.id.as_str(), endpoint);
     Some(match &i.zone {

@@ -32,6 +32,8 @@ pub enum Filter {
 /// Filters that configure the route's protection instead of editing messages.
 #[derive(Debug, Clone)]
 pub enum RouteOption {
+    /// `JwtAuth`, `ApiKeyAuth` or `BasicAuth`.
+    Auth(std::sync::Arc<crate::auth::Authenticator>),
     CircuitBreaker(CircuitBreakerSpec),
     RateLimiter(RateLimitSpec),
     Retry(RetrySpec),
@@ -59,7 +61,7 @@ pub enum KeyResolver {
     Header(HeaderName),
     /// `X-API-Key` header, else `apikey` query parameter.
     ApiKey,
-    /// The `sub` claim of the bearer token.
+    /// The verified caller of the route's auth filter (JWT `sub`, API-key consumer, basic-auth user).
     JwtSubject,
 }
 
@@ -166,6 +168,9 @@ pub enum Compiled {
 
 pub fn compile(spec: &Spec) -> Result<Compiled, FilterError> {
     use Compiled::{Filter as F, Option as O};
+    if let Some(auth) = crate::auth::Authenticator::compile(spec) {
+        return auth.map(|a| O(RouteOption::Auth(std::sync::Arc::new(a))));
+    }
     Ok(match spec.name.as_str() {
         "StripPrefix" => F(Filter::StripPrefix(number(spec, "parts", 0, Some(1))?)),
         "PrefixPath" => {
@@ -308,7 +313,7 @@ pub fn compile(spec: &Spec) -> Result<Compiled, FilterError> {
                 format!(
                     "unknown filter `{other}` (known: StripPrefix, PrefixPath, RewritePath, SetPath, \
                  Add/Set/RemoveRequestHeader, Add/Set/RemoveResponseHeader, SetStatus, RedirectTo, RequestSize, \
-                 SecureHeaders, CircuitBreaker, RequestRateLimiter, Retry)"
+                 SecureHeaders, CircuitBreaker, RequestRateLimiter, Retry, JwtAuth, ApiKeyAuth, BasicAuth)"
                 ),
             ));
         }

@@ -6,13 +6,13 @@
 
 mod access_log;
 mod admin;
+mod auth;
 mod client;
 mod config;
 pub mod definition;
 mod discovery;
 mod filter;
 mod forwarded;
-mod jwt;
 mod metrics;
 mod path;
 mod pattern;
@@ -21,6 +21,7 @@ mod proxy;
 mod rate_limit;
 mod respond;
 mod table;
+mod tls;
 mod upstream;
 mod watch;
 
@@ -41,10 +42,10 @@ pub use access_log::AccessLogTarget;
 pub use config::GatewayConfig;
 pub use definition::{DefinitionError, DiscoverySettings, RouteDefinition, RouteDocument, Spec};
 pub use forwarded::TrustedProxies;
-pub(crate) use jwt::subject as jwt_subject;
 pub use path::{PathError, normalize};
 pub use predicate::Cidr;
 pub use table::CompileError;
+pub use tls::{CertPair, TlsError, TlsTerminator};
 pub use upstream::{Endpoint, Service, Services};
 
 use crate::metrics::GatewayMetrics;
@@ -334,9 +335,20 @@ impl Gateway {
     }
 }
 
-/// The gateway's HTTP surface: the admin API under `/keel/v1/gateway/` and the proxy for every other path.
+/// The gateway's HTTP surface: the admin API under `/keel/v1/gateway/` (unless
+/// [`GatewayConfig::admin_separate`]) and the proxy for every other path.
 pub fn router(gateway: Gateway) -> Router {
-    admin::router().fallback(proxy_entry).with_state(gateway)
+    if gateway.config.admin_separate {
+        return Router::new().fallback(proxy_entry).with_state(gateway);
+    }
+    admin::router(gateway.clone())
+        .fallback(proxy_entry)
+        .with_state(gateway)
+}
+
+/// The admin API alone, for a listener of its own (`gateway.admin-bind`).
+pub fn admin_router(gateway: Gateway) -> Router {
+    admin::router(gateway.clone()).with_state(gateway)
 }
 
 async fn proxy_entry(State(gw): State<Gateway>, req: Request) -> Response<Body> {

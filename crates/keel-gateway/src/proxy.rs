@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use crate::Gateway;
 use crate::access_log::AccessEntry;
+use crate::auth::Principal;
 use crate::client;
 use crate::filter::{self, Filter, KeyResolver};
 use crate::forwarded::{self, Hop};
@@ -27,8 +28,10 @@ use crate::table::{Matched, Route, Table, Target};
 use crate::upstream::{Endpoint, Service};
 
 mod fallback;
+mod protocol;
 
 use fallback::{FallbackDepth, fallback, upstream_failure};
+use protocol::Carried;
 
 /// Per-request facts for the access log and metrics.
 struct Ledger {
@@ -180,6 +183,23 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
     let route = matched.route.clone();
     ledger.route = Some(route.clone());
 
+    // Authentication comes first, as Spring Security runs before SCG's filters; the verified identity
+    // replaces any identity headers the client sent.
+    let principal: Option<Principal> = match &route.auth {
+        Some(auth) => match auth.authenticate(&parts, SystemTime::now()) {
+            Ok(p) => {
+                auth.forward(&p, &mut parts.headers);
+                Some(p)
+            }
+            Err(rejection) => {
+                ledger.decision = Some(rejection.reason);
+                let resp = rejection.respond(&ledger.path, &ledger.request_id);
+                return finish(&gw, ledger, resp);
+            }
+        },
+        None => None,
+    };
+
     // Request filters: default filters first, then the route's, in declaration order.
     let mut stripped = String::new();
     let mut max_body: Option<u64> = None;
@@ -240,7 +260,7 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
     // Rate limit, keyed per the route's resolver.
     let mut limit_decision: Option<Decision> = None;
     if let Some(limiter) = &route.limiter {
-        let key = limit_key(&limiter.spec.key, &parts, client);
+        let key = limit_key(&limiter.spec.key, &parts, client, principal.as_ref());
         let decision = match key.as_deref() {
             Some(k) => limiter.check(k),
             None if !limiter.spec.deny_empty_key => limiter.check(""),
@@ -287,7 +307,14 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
     }
 
     // Upstream request headers.
+    let carried = Carried::take(&parts.headers, parts.version);
     strip_hop_by_hop(&mut parts.headers);
+    carried.restore(&mut parts.headers);
+    let client_upgrade = if carried.is_upgrade() {
+        parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
+    } else {
+        None
+    };
     for h in &route.sensitive {
         parts.headers.remove(h);
     }
@@ -349,9 +376,26 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
         },
     };
 
+    let switched = if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        match protocol::switch(&mut resp, client_upgrade) {
+            Some(p) => Some(p),
+            None => {
+                ledger.decision = Some("bad_upgrade");
+                let msg = "upstream switched protocols without a matching upgrade request";
+                resp = respond::error(StatusCode::BAD_GATEWAY, "bad_upgrade", msg, &path, &ledger.request_id);
+                None
+            }
+        }
+    } else {
+        None
+    };
+
     // Response filters.
     let headers = resp.headers_mut();
     strip_hop_by_hop(headers);
+    if let Some(p) = switched {
+        protocol::answer_switch(headers, p);
+    }
     if route.sensitive.contains(&header::SET_COOKIE) || route.sensitive.contains(&header::COOKIE) {
         headers.remove(header::SET_COOKIE);
     }
@@ -438,6 +482,7 @@ fn limit_key(
     resolver: &KeyResolver,
     parts: &http::request::Parts,
     client: IpAddr,
+    principal: Option<&Principal>,
 ) -> Option<String> {
     match resolver {
         KeyResolver::ClientIp => Some(client.to_string()),
@@ -460,7 +505,8 @@ fn limit_key(
                     .find_map(|p| p.strip_prefix("apikey=").map(str::to_owned))
             })
             .filter(|k| !k.is_empty()),
-        KeyResolver::JwtSubject => crate::jwt_subject(&parts.headers),
+        // Only a verified identity: the route compiler insists on an auth filter for this resolver.
+        KeyResolver::JwtSubject => principal.and_then(|p| p.subject.clone()),
     }
 }
 
@@ -544,6 +590,7 @@ async fn attempt(
     path: &str,
     body: Body,
     timeout: Duration,
+    h2c: bool,
 ) -> Attempt {
     let mut uri = String::with_capacity(path.len() + 64);
     uri.push_str(endpoint.scheme.as_str());
@@ -561,7 +608,9 @@ async fn attempt(
     *req.method_mut() = parts.method.clone();
     *req.uri_mut() = uri;
     *req.headers_mut() = parts.headers.clone();
-    let client = client::upstream(gw.config.connect_timeout);
+    // Upgrades exist only in HTTP/1.1, whatever the backend otherwise speaks.
+    let h2c = h2c && !req.headers().contains_key(header::UPGRADE);
+    let client = client::upstream(gw.config.connect_timeout, h2c);
     match tokio::time::timeout(timeout, client.request(req)).await {
         Ok(Ok(resp)) => Attempt::Response(resp),
         Ok(Err(e)) if e.is_connect() => Attempt::NotSent(error_chain(&e)),
@@ -615,6 +664,7 @@ async fn forward_once(
         path,
         payload.take(),
         route.response_timeout,
+        route.h2c || endpoint.h2c,
     )
     .await;
     ledger.upstream = Some(t.elapsed());
@@ -744,6 +794,7 @@ async fn forward_to_service(
             path,
             payload.take(),
             route.response_timeout,
+            route.h2c || pick.endpoint().h2c,
         )
         .await;
         match result {

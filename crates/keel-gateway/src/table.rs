@@ -7,6 +7,7 @@ use std::time::Duration;
 use http::HeaderName;
 use http::uri::{Authority, Scheme};
 
+use crate::auth::Authenticator;
 use crate::definition::{DiscoverySettings, RouteDefinition, RouteDocument, Spec};
 use crate::filter::{self, CircuitBreakerSpec, Compiled, Filter, RouteOption};
 use crate::metrics::{GatewayMetrics, RouteMetrics};
@@ -41,6 +42,10 @@ pub struct Route {
     pub breaker: Option<CircuitBreakerSpec>,
     pub limiter: Option<Arc<KeyedLimiter>>,
     pub retries: u32,
+    /// The route's authenticator (`JwtAuth`, `ApiKeyAuth`, `BasicAuth`); runs before every other filter.
+    pub auth: Option<Arc<Authenticator>>,
+    /// Metadata `protocol: h2c`: HTTP/2 without TLS (prior knowledge) to the backend, as gRPC needs.
+    pub h2c: bool,
     pub metrics: RouteMetrics,
 }
 
@@ -129,7 +134,11 @@ fn parse_uri(uri: &str, ctx: &CompileContext<'_>) -> Result<Target, String> {
     };
     let base = parsed.path().trim_end_matches('/').to_owned();
     Ok(Target::Url {
-        endpoint: Endpoint { scheme, authority },
+        endpoint: Endpoint {
+            scheme,
+            authority,
+            h2c: false,
+        },
         base,
     })
 }
@@ -204,7 +213,7 @@ impl Table {
         if !default_options.is_empty() {
             return Err(CompileError {
                 route: "default-filters".into(),
-                reason: "CircuitBreaker, RequestRateLimiter and Retry must be declared per route"
+                reason: "CircuitBreaker, RequestRateLimiter, Retry and auth filters must be declared per route"
                     .into(),
             });
         }
@@ -250,8 +259,15 @@ impl Table {
         let mut breaker = None;
         let mut limiter = None;
         let mut retries = ctx.default_retries;
+        let mut auth: Option<Arc<Authenticator>> = None;
         for o in options {
             match o {
+                RouteOption::Auth(a) => {
+                    if auth.is_some() {
+                        return Err(fail("a route takes one auth filter".into()));
+                    }
+                    auth = Some(a);
+                }
                 RouteOption::CircuitBreaker(b) => breaker = Some(b),
                 RouteOption::Retry(r) => retries = r.retries,
                 RouteOption::RateLimiter(spec) if ctx.dry_run => {
@@ -268,6 +284,23 @@ impl Table {
                 }
             }
         }
+        if auth.is_none()
+            && limiter
+                .as_ref()
+                .is_some_and(|l| l.spec.key == filter::KeyResolver::JwtSubject)
+        {
+            return Err(fail(
+                "keyResolver `jwt`/`principal` needs an auth filter (JwtAuth, ApiKeyAuth or BasicAuth) on the route, \
+                 so the key is a verified identity"
+                    .into(),
+            ));
+        }
+        let h2c = match def.metadata.get("protocol").map(|p| p.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(p) if p == "h2c" => true,
+            Some(p) if p == "http/1.1" || p == "http1" || p.is_empty() => false,
+            Some(p) => return Err(fail(format!("metadata `protocol` is h2c or http/1.1, not `{p}`"))),
+        };
         let response_timeout = metadata_ms(def, "response-timeout")?
             .filter(|d| !d.is_zero())
             .unwrap_or(ctx.default_timeout);
@@ -290,6 +323,8 @@ impl Table {
             breaker,
             limiter,
             retries,
+            auth,
+            h2c,
         })
     }
 
@@ -309,6 +344,8 @@ impl Table {
             breaker: None,
             limiter: None,
             retries: ctx.default_retries,
+            auth: None,
+            h2c: false,
         }
     }
 

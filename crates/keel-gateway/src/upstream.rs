@@ -18,6 +18,8 @@ use crate::metrics::{GatewayMetrics, ServiceMetrics};
 pub struct Endpoint {
     pub scheme: Scheme,
     pub authority: Authority,
+    /// Speaks HTTP/2 without TLS (instance metadata `protocol: h2c`).
+    pub h2c: bool,
 }
 
 impl Endpoint {
@@ -28,6 +30,7 @@ impl Endpoint {
         Endpoint {
             scheme: Scheme::HTTP,
             authority,
+            h2c: false,
         }
     }
 }

@@ -90,6 +90,27 @@ async fn readiness(State(s): State<ActuatorState>) -> Response {
 /// Serves `router` on `listener` until the shutdown sequence stops listeners, then lets in-flight
 /// requests finish until the drain deadline. HTTP/1.1 and HTTP/2 (prior knowledge) are both served.
 pub async fn serve(listener: BoundListener, router: Router, common: &Common) {
+    serve_with(listener, router, common, None).await;
+}
+
+/// [`serve`] over TLS: each connection is handshaken with `tls` first (in its own task, within the
+/// header read timeout), and HTTP/2 is chosen by ALPN when the acceptor's config offers it.
+/// Certificates may change underneath through the config's certificate resolver.
+pub async fn serve_tls(
+    listener: BoundListener,
+    router: Router,
+    common: &Common,
+    tls: tokio_rustls::TlsAcceptor,
+) {
+    serve_with(listener, router, common, Some(tls)).await;
+}
+
+async fn serve_with(
+    listener: BoundListener,
+    router: Router,
+    common: &Common,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let BoundListener {
         component,
         listener,
@@ -101,10 +122,12 @@ pub async fn serve(listener: BoundListener, router: Router, common: &Common) {
     builder
         .http1()
         .max_buf_size(common.limits.max_header_bytes.max(8192))
-        .timer(hyper_util::rt::TokioTimer::new());
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(common.limits.header_read_timeout);
     builder
         .http2()
         .max_header_list_size(common.limits.max_header_bytes.max(8192) as u32);
+    let handshake_timeout = common.limits.header_read_timeout;
     let graceful = GracefulShutdown::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -137,12 +160,35 @@ pub async fn serve(listener: BoundListener, router: Router, common: &Common) {
                 }
             },
         );
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let Some(tls) = &tls else {
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+            continue;
+        };
+        let (tls, builder, watcher) = (tls.clone(), builder.clone(), graceful.watcher());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let stream = match tokio::time::timeout(handshake_timeout, tls.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });

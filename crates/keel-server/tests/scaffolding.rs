@@ -30,6 +30,7 @@ async fn start(health: HealthRegistry, config: ShutdownConfig) -> Server {
         limits: HttpLimits {
             max_body_bytes: 64 * 1024,
             max_header_bytes: 8 * 1024,
+            ..HttpLimits::default()
         },
     };
     // Echoes the body length, so a request is in flight until its whole body has arrived.

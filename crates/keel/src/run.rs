@@ -208,9 +208,46 @@ pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Res
             None => signal.on_signal().await,
         }
     });
+    // TLS termination for the gateway's listener; certificates are re-read when their files change.
+    let gateway_tls = if settings.gateway_tls.is_empty() {
+        None
+    } else {
+        let tls = keel_gateway::TlsTerminator::load(settings.gateway_tls.clone())
+            .context("gateway TLS")?;
+        tls.spawn_watch(std::time::Duration::from_secs(2));
+        Some(tls.acceptor())
+    };
+    if let (Some(addr), Some(gateway)) = (settings.gateway_admin_bind, &gateway_handle) {
+        let listener = keel_server::bind("gateway-admin", addr)
+            .await
+            .context("start gateway-admin")?;
+        let common = Common {
+            shutdown: shutdown.clone(),
+            health: HealthRegistry::new(),
+            metrics: metrics.clone(),
+            http_metrics: http_metrics.clone(),
+            limits: settings.limits,
+        };
+        let app = keel_server::app(
+            "gateway-admin",
+            keel_gateway::admin_router(gateway.clone()),
+            &common,
+        );
+        bound.push((listener, app, common));
+    }
     let mut tasks = tokio::task::JoinSet::new();
     for (listener, app, common) in bound {
-        tasks.spawn(async move { keel_server::serve(listener, app, &common).await });
+        match &gateway_tls {
+            Some(tls) if listener.component == "gateway" => {
+                let tls = tls.clone();
+                tasks.spawn(
+                    async move { keel_server::serve_tls(listener, app, &common, tls).await },
+                );
+            }
+            _ => {
+                tasks.spawn(async move { keel_server::serve(listener, app, &common).await });
+            }
+        }
     }
     while let Some(joined) = tasks.join_next().await {
         joined.context("a listener task failed")?;

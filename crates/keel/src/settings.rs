@@ -57,6 +57,10 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("gateway.access-log", Some("off")),
     ("gateway.connect-timeout", Some("1s")),
     ("gateway.response-timeout", Some("15s")),
+    ("gateway.admin-token", None),
+    ("gateway.admin-bind", None),
+    ("gateway.tls-cert", None),
+    ("gateway.tls-key", None),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +99,10 @@ pub struct Settings {
     pub gateway_bind: SocketAddr,
     pub gateway_url: String,
     pub gateway: keel_gateway::GatewayConfig,
+    /// A listener of its own for the gateway admin API (then absent from the proxy's port).
+    pub gateway_admin_bind: Option<SocketAddr>,
+    /// Certificate/key pairs the gateway terminates TLS with (SNI picks one); empty: plain HTTP.
+    pub gateway_tls: Vec<keel_gateway::CertPair>,
 }
 
 /// Where a value came from, for error messages.
@@ -356,6 +364,8 @@ impl Settings {
             gateway_bind: layers.require("gateway.bind")?,
             gateway_url: layers.require("gateway.url")?,
             gateway: gateway_config(&layers)?,
+            gateway_admin_bind: layers.get("gateway.admin-bind")?,
+            gateway_tls: gateway_tls(&layers)?,
         })
     }
 }
@@ -388,8 +398,40 @@ fn gateway_config(layers: &Layers) -> Result<keel_gateway::GatewayConfig, Settin
         access_log,
         connect_timeout: layers.require("gateway.connect-timeout")?,
         response_timeout: layers.require("gateway.response-timeout")?,
+        admin_token: layers
+            .get::<String>("gateway.admin-token")?
+            .filter(|t| !t.is_empty()),
+        admin_separate: layers.get::<SocketAddr>("gateway.admin-bind")?.is_some(),
+        tls: !gateway_tls(layers)?.is_empty(),
         ..keel_gateway::GatewayConfig::default()
     })
+}
+
+/// `gateway.tls-cert` and `gateway.tls-key`: comma-separated PEM paths, paired in order.
+fn gateway_tls(layers: &Layers) -> Result<Vec<keel_gateway::CertPair>, SettingsError> {
+    let list = |key: &'static str| -> Result<Vec<PathBuf>, SettingsError> {
+        Ok(layers
+            .get::<String>(key)?
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .collect())
+    };
+    let (certs, keys) = (list("gateway.tls-cert")?, list("gateway.tls-key")?);
+    if certs.len() != keys.len() {
+        return Err(SettingsError(format!(
+            "settings `gateway.tls-cert` and `gateway.tls-key` must list as many files ({} vs {})",
+            certs.len(),
+            keys.len()
+        )));
+    }
+    Ok(certs
+        .into_iter()
+        .zip(keys)
+        .map(|(cert, key)| keel_gateway::CertPair { cert, key })
+        .collect())
 }
 
 /// `registry.peers`: comma-separated Eureka service URLs.

@@ -71,6 +71,7 @@ pub(super) async fn fallback(
                         .authority()
                         .cloned()
                         .unwrap_or_else(|| http::uri::Authority::from_static("127.0.0.1")),
+                    h2c: false,
                 };
                 let mut p = http::Request::new(()).into_parts().0;
                 p.method = parts.method.clone();
@@ -89,6 +90,7 @@ pub(super) async fn fallback(
                     &fpath,
                     Body::empty(),
                     route.response_timeout,
+                    false,
                 )
                 .await
                 {

@@ -143,6 +143,7 @@ impl TestGateway {
             limits: HttpLimits {
                 max_body_bytes: 1024 * 1024,
                 max_header_bytes: 8 * 1024,
+                ..HttpLimits::default()
             },
         };
         let app = keel_server::app("gateway", keel_gateway::router(gw.clone()), &common);
