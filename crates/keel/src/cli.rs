@@ -238,6 +238,16 @@ pub struct CtlArgs {
     /// The gateway's base URL. [setting: gateway.url, default http://127.0.0.1:8080]
     #[arg(long, value_name = "URL")]
     pub gateway_url: Option<String>,
+    /// Credentials for changes (and protected reads): sent as `Authorization: Bearer TOKEN`.
+    /// Defaults to the registry.auth-token setting.
+    #[arg(
+        long,
+        global = true,
+        value_name = "TOKEN",
+        env = "KEEL_CTL_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
@@ -245,10 +255,82 @@ pub struct CtlArgs {
     pub command: CtlCommand,
 }
 
+/// `keel ctl` exits 0 on success, 1 when a server failed, 2 on a bad argument, 3 when a server
+/// is unreachable, 4 when credentials are refused and 5 when the thing asked for does not exist.
 #[derive(Debug, Subcommand)]
 pub enum CtlCommand {
     /// Show the health of the registry, config centre and gateway.
     Health,
+    /// List registered applications with their instance counts by status.
+    Apps,
+    /// List one application's instances: status, zone, address, lease.
+    Instances {
+        /// The application name, e.g. DEMO-CALLEE (case-insensitive).
+        app: String,
+    },
+    /// Set an instance's status: OUT_OF_SERVICE takes it out of rotation, UP puts it back.
+    Status {
+        /// The application name.
+        app: String,
+        /// The instance id (see `keel ctl instances APP`).
+        id: String,
+        /// UP, DOWN, STARTING, OUT_OF_SERVICE or UNKNOWN.
+        status: String,
+    },
+    /// List the gateway's routes, or apply a route file.
+    Routes {
+        #[command(subcommand)]
+        action: Option<RoutesAction>,
+    },
+    /// Read the config centre: merged configuration, history, diffs.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Circuit breakers across services and the gateway, as the dashboard aggregates them.
+    Breakers,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoutesAction {
+    /// Add or replace the routes of a file (Spring Cloud Gateway's YAML, JSON or .properties)
+    /// through the gateway's admin API, after the gateway has compiled the whole file.
+    Apply {
+        /// The route file.
+        file: PathBuf,
+        /// Only check that the gateway would accept the file; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// The merged configuration of an application, with the property source of each key.
+    Get {
+        /// The application, e.g. demo-callee.
+        app: String,
+        /// The profile(s), comma-separated, e.g. default or prod,eu.
+        profile: String,
+        /// The label (branch, tag or commit); the server's default when omitted.
+        label: Option<String>,
+    },
+    /// The commits that touched an application's configuration, newest first.
+    History {
+        /// The application.
+        app: String,
+    },
+    /// How an application's merged configuration changed between two labels or commits.
+    Diff {
+        /// The older label or commit.
+        from: String,
+        /// The newer label or commit.
+        to: String,
+        /// The application whose configuration is compared.
+        #[arg(long)]
+        app: String,
+        /// The profile compared.
+        #[arg(long, default_value = "default")]
+        profile: String,
+    },
 }
 
 #[cfg(test)]

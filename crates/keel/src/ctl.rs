@@ -5,7 +5,12 @@ use std::time::Duration;
 
 use keel_server::{HealthSource, HttpHealthSource};
 
-use crate::cli::{CtlArgs, CtlCommand, HealthArgs};
+mod commands;
+mod table;
+
+pub use commands::Ctx;
+
+use crate::cli::{ConfigCommand, CtlArgs, CtlCommand, HealthArgs, RoutesAction};
 use crate::settings::{Settings, parse_duration};
 
 /// Appends `/actuator/health` to a bare base URL.
@@ -55,9 +60,42 @@ pub async fn health_check(args: &HealthArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn run(args: &CtlArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
-    match args.command {
-        CtlCommand::Health => health_table(args.json, settings).await,
-    }
+    let ctx = Ctx::new(args, settings);
+    let result = match &args.command {
+        CtlCommand::Health => return health_table(args.json, settings).await,
+        CtlCommand::Apps => commands::apps(&ctx).await,
+        CtlCommand::Instances { app } => commands::instances(&ctx, app).await,
+        CtlCommand::Status { app, id, status } => commands::status(&ctx, app, id, status).await,
+        CtlCommand::Routes { action: None } => commands::routes(&ctx).await,
+        CtlCommand::Routes {
+            action: Some(RoutesAction::Apply { file, dry_run }),
+        } => commands::routes_apply(&ctx, file, *dry_run).await,
+        CtlCommand::Config(ConfigCommand::Get {
+            app,
+            profile,
+            label,
+        }) => commands::config_get(&ctx, app, profile, label.as_deref()).await,
+        CtlCommand::Config(ConfigCommand::History { app }) => {
+            commands::config_history(&ctx, app).await
+        }
+        CtlCommand::Config(ConfigCommand::Diff {
+            from,
+            to,
+            app,
+            profile,
+        }) => commands::config_diff(&ctx, from, to, app, profile).await,
+        CtlCommand::Breakers => commands::breakers(&ctx).await,
+    };
+    Ok(match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            if let Some(hint) = e.hint() {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(e.exit_code())
+        }
+    })
 }
 
 async fn health_table(json: bool, settings: &Settings) -> anyhow::Result<ExitCode> {

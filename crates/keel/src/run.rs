@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use keel_dashboard::{Dashboard, Watched};
+use keel_dashboard::{
+    ConfigClient, Dashboard, DashboardAuth, DashboardConfig, GatewayClient, LocalRegistry, Peer,
+    Transport, Watched,
+};
 use keel_server::{
     Common, HealthRegistry, HttpMetrics, LocalHealthSource, MetricsRegistry, Shutdown,
 };
@@ -73,6 +76,10 @@ pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Res
 
     let mut planned = Vec::new();
     let mut gateway_handle: Option<keel_gateway::Gateway> = None;
+    // What the dashboard reads in-process (issue 8); peers not in this process are discovered.
+    let mut registry_handle: Option<keel_registry::Registry> = None;
+    let mut config_view: Option<Arc<ConfigClient>> = None;
+    let mut gateway_view: Option<Arc<GatewayClient>> = None;
     // Held until the process ends: replication stops when the cluster is dropped.
     let mut cluster: Option<keel_registry::Cluster> = None;
     for component in which {
@@ -97,6 +104,7 @@ pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Res
                     c.observe(&health);
                     cluster = Some(c);
                 }
+                registry_handle = Some(registry.clone());
                 (
                     "registry",
                     settings.registry_bind,
@@ -107,18 +115,22 @@ pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Res
                 let server =
                     keel_config::ConfigServer::start(config_server(settings)?, &health, &shutdown)
                         .await?;
-                ("config", settings.config_bind, keel_config::router(server))
+                let router = keel_config::router(server);
+                config_view = Some(Arc::new(ConfigClient::new(Transport::local(
+                    router.clone(),
+                ))));
+                ("config", settings.config_bind, router)
             }
             Component::Gateway => {
                 let gateway = keel_gateway::Gateway::new(settings.gateway.clone(), &health)?;
                 gateway.register_metrics(&mut prometheus);
                 gateway.spawn_route_watch();
                 gateway_handle = Some(gateway.clone());
-                (
-                    "gateway",
-                    settings.gateway_bind,
-                    keel_gateway::router(gateway),
-                )
+                let router = keel_gateway::router(gateway);
+                gateway_view = Some(Arc::new(GatewayClient::new(Transport::local(
+                    router.clone(),
+                ))));
+                ("gateway", settings.gateway_bind, router)
             }
         };
         planned.push(Planned {
@@ -138,12 +150,38 @@ pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Res
             health: Arc::new(LocalHealthSource::new(p.health.clone(), shutdown.clone())),
         })
         .collect();
-    if let Some(registry) = planned.iter_mut().find(|p| p.name == "registry") {
+    if let (Some(registry), Some(handle)) = (
+        planned.iter_mut().find(|p| p.name == "registry"),
+        &registry_handle,
+    ) {
+        let auth = &settings.registry.auth;
+        let dashboard = Dashboard::new(
+            DashboardConfig {
+                auth: DashboardAuth {
+                    tokens: auth.tokens.clone(),
+                    users: auth.users.clone(),
+                    protect_reads: auth.protect_reads,
+                },
+                ..DashboardConfig::default()
+            },
+            Arc::new(LocalRegistry::new(handle.clone(), cluster.clone())),
+            config_view
+                .clone()
+                .map_or(Peer::Discover, |c| Peer::Given(c as _)),
+            gateway_view
+                .clone()
+                .map_or(Peer::Discover, |g| Peer::Given(g as _)),
+            watched,
+        );
+        dashboard.end_streams_on(shutdown.streams_token());
         let router = std::mem::take(&mut registry.router);
-        registry.router = router.merge(keel_dashboard::router(Dashboard::new(watched)));
+        registry.router = router.merge(keel_dashboard::router(dashboard));
     }
 
     let metrics = MetricsRegistry::new(prometheus);
+    if let Some(g) = &gateway_view {
+        g.set_metrics(metrics.clone());
+    }
     // Bind everything before serving anything, so a taken port fails start-up as a whole.
     let mut bound = Vec::new();
     let mut registry_addr: Option<SocketAddr> = None;
