@@ -9,6 +9,7 @@ mod admin;
 mod auth;
 mod client;
 mod config;
+mod config_routes;
 pub mod definition;
 mod discovery;
 mod filter;
@@ -40,6 +41,7 @@ use keel_server::{Health, HealthRegistry};
 
 pub use access_log::AccessLogTarget;
 pub use config::GatewayConfig;
+pub use config_routes::{ConfigFollower, ConfigRoutes, ConfigRoutesStatus};
 pub use definition::{DefinitionError, DiscoverySettings, RouteDefinition, RouteDocument, Spec};
 pub use forwarded::TrustedProxies;
 pub use path::{PathError, normalize};
@@ -73,6 +75,8 @@ pub enum GatewayError {
     AccessLog(std::io::Error),
     #[error("discovery: {0}")]
     Discovery(String),
+    #[error("routes from the config centre: {0}")]
+    ConfigRoutes(String),
     #[error("route `{0}` was not created through the admin API")]
     NotApiRoute(String),
 }
