@@ -1,6 +1,7 @@
 //! The `keel` binary as a user runs it: a real subprocess, real ports, real signals.
 
 mod cli;
+mod config_registration;
 mod ctl;
 mod sdk;
 mod standalone;
