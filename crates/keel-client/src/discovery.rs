@@ -11,7 +11,7 @@ mod cache;
 mod error;
 mod fixed;
 mod poll;
-mod sse;
+pub(crate) mod sse;
 mod updater;
 mod watch;
 

@@ -6,10 +6,13 @@
 //!   registry's watch stream, or by Eureka delta polling where there is none.
 //! - [`http`]: [`LbClient`], an HTTP client for `lb://service/path` URLs whose tower stack is
 //!   built in one function, [`http::service_stack`].
+//! - [`config`]: [`ConfigClient`], which reads configuration from config servers (failover,
+//!   disk cache, watch stream or ETag polling) and hands out typed [`ConfigSnapshot`]s.
 //! - [`management`]: the SDK's management routes (`/hystrix.stream`).
 //!
 //! Every component fails over between several registry URLs ([`RegistryUrls`]).
 
+pub mod config;
 pub mod discovery;
 pub mod http;
 mod instance;
@@ -17,6 +20,7 @@ pub mod management;
 pub mod registration;
 mod registry_url;
 
+pub use config::{ConfigClient, ConfigClientConfig, ConfigServerUrls, ConfigSnapshot};
 pub use discovery::{Discovery, DiscoveryConfig, FixedDiscovery, RegistryDiscovery};
 pub use http::{LbClient, LbClientConfig};
 pub use instance::{Lease, ServiceInstance};
