@@ -5,6 +5,7 @@ mod config_registration;
 mod ctl;
 mod sdk;
 mod standalone;
+mod tidy;
 
 use std::path::{Path, PathBuf};
 
