@@ -1,6 +1,7 @@
 //! Gateway integration tests over real sockets; backends are small in-process hyper servers.
 
 mod config_routes;
+mod auth;
 mod registry;
 mod reload;
 mod resilience;

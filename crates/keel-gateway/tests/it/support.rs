@@ -121,8 +121,23 @@ pub struct TestGateway {
     _dir: tempfile::TempDir,
 }
 
+/// How the gateway's listener is served: limits, and TLS when given.
+#[derive(Default)]
+pub struct Serving {
+    pub limits: Option<HttpLimits>,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
 impl TestGateway {
-    pub async fn start(mut config: GatewayConfig, routes_yaml: &str) -> TestGateway {
+    pub async fn start(config: GatewayConfig, routes_yaml: &str) -> TestGateway {
+        Self::start_with(config, routes_yaml, Serving::default()).await
+    }
+
+    pub async fn start_with(
+        mut config: GatewayConfig,
+        routes_yaml: &str,
+        serving: Serving,
+    ) -> TestGateway {
         let dir = tempfile::tempdir().unwrap();
         let routes = dir.path().join("routes.yml");
         std::fs::write(&routes, routes_yaml).unwrap();
@@ -140,18 +155,23 @@ impl TestGateway {
             health,
             metrics,
             http_metrics,
-            limits: HttpLimits {
+            limits: serving.limits.unwrap_or(HttpLimits {
                 max_body_bytes: 1024 * 1024,
                 max_header_bytes: 8 * 1024,
                 ..HttpLimits::default()
-            },
+            }),
         };
         let app = keel_server::app("gateway", keel_gateway::router(gw.clone()), &common);
         let listener = keel_server::bind("gateway", "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
         let addr = listener.local_addr;
-        tokio::spawn(async move { keel_server::serve(listener, app, &common).await });
+        match serving.tls {
+            Some(tls) => {
+                tokio::spawn(async move { keel_server::serve_tls(listener, app, &common, tls).await })
+            }
+            None => tokio::spawn(async move { keel_server::serve(listener, app, &common).await }),
+        };
         TestGateway {
             addr,
             gw,
