@@ -2,6 +2,7 @@
 
 mod config_routes;
 mod auth;
+mod protocols;
 mod registry;
 mod reload;
 mod resilience;
