@@ -1,13 +1,19 @@
-//! demo-callee: answers `GET /hello` with its instance id, and registers itself in the registry.
+//! demo-callee: answers `GET /hello` with its instance id and a greeting, and registers itself
+//! in the registry. With a config centre, the greeting is its `demo.greeting` setting, updated
+//! live as commits land.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use keel_client::{InstanceConfig, RegistrationAgent, RegistrationConfig, RegistryUrls};
+use keel_client::{
+    ConfigClient, ConfigClientConfig, ConfigSnapshot, InstanceConfig, RegistrationAgent,
+    RegistrationConfig, RegistryUrls,
+};
 use keel_eureka::AppName;
 use keel_server::{Common, HealthRegistry, HttpLimits, HttpMetrics, MetricsRegistry, Shutdown};
 
@@ -21,13 +27,23 @@ pub struct CalleeConfig {
     /// bound to 0.0.0.0).
     pub advertise_host: Option<String>,
     pub renewal_interval: Duration,
+    /// Where the greeting comes from; without it the greeting is always [`DEFAULT_GREETING`].
+    pub config: Option<ConfigClientConfig>,
 }
+
+/// The greeting without a config centre, or when `demo.greeting` is not set.
+pub const DEFAULT_GREETING: &str = "hello";
+
+/// The configuration key holding the greeting.
+pub const GREETING_KEY: &str = "demo.greeting";
 
 /// A running instance: its address, its registration, its server.
 pub struct Running {
     pub addr: SocketAddr,
     pub instance_id: String,
     agent: RegistrationAgent,
+    /// Kept so the configuration stays current; dropped at shutdown.
+    config: Option<ConfigClient>,
     shutdown: Shutdown,
     server: tokio::task::JoinHandle<()>,
 }
@@ -42,6 +58,7 @@ impl Running {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let deregistered = self.agent.deregister().await;
         self.shutdown.begin().await;
+        drop(self.config);
         let _ = self.server.await;
         deregistered.context("deregister")
     }
@@ -49,6 +66,15 @@ impl Running {
 
 /// Binds, starts serving and starts registering.
 pub async fn start(config: CalleeConfig) -> anyhow::Result<Running> {
+    // Configuration first, as Spring does: a service that cannot read it does not register.
+    let config_client = match config.config.clone() {
+        Some(c) => Some(
+            ConfigClient::start(c)
+                .await
+                .context("read configuration from the config centre")?,
+        ),
+        None => None,
+    };
     let listener = keel_server::bind("demo-callee", config.bind).await?;
     let addr = listener.local_addr;
     let host = config
@@ -68,9 +94,11 @@ pub async fn start(config: CalleeConfig) -> anyhow::Result<Running> {
         metrics: MetricsRegistry::new(prometheus),
         limits: HttpLimits::default(),
     };
-    let router = Router::new()
-        .route("/hello", get(hello))
-        .with_state(instance_id.clone());
+    let state = Greeter {
+        instance_id: instance_id.clone(),
+        config: config_client.as_ref().map(ConfigClient::subscribe),
+    };
+    let router = Router::new().route("/hello", get(hello)).with_state(state);
     let app = keel_server::app("demo-callee", router, &common);
     let shutdown = common.shutdown.clone();
     let server = tokio::spawn(async move { keel_server::serve(listener, app, &common).await });
@@ -78,13 +106,37 @@ pub async fn start(config: CalleeConfig) -> anyhow::Result<Running> {
         addr,
         instance_id,
         agent,
+        config: config_client,
         shutdown,
         server,
     })
 }
 
-async fn hello(State(id): State<String>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "instance": id, "message": "hello" }))
+#[derive(Clone)]
+struct Greeter {
+    instance_id: String,
+    /// The latest configuration snapshot; reading it takes no lock held across requests.
+    config: Option<tokio::sync::watch::Receiver<Arc<ConfigSnapshot>>>,
+}
+
+async fn hello(State(g): State<Greeter>) -> Json<serde_json::Value> {
+    let (message, version) = match &g.config {
+        Some(rx) => {
+            let snapshot = rx.borrow();
+            (
+                snapshot
+                    .get_str(GREETING_KEY)
+                    .unwrap_or_else(|| DEFAULT_GREETING.to_owned()),
+                snapshot.version.clone(),
+            )
+        }
+        None => (DEFAULT_GREETING.to_owned(), None),
+    };
+    Json(serde_json::json!({
+        "instance": g.instance_id,
+        "message": message,
+        "configVersion": version,
+    }))
 }
 
 /// The IP to register when none is given.

@@ -1,4 +1,5 @@
-//! `demo-callee --bind ADDR --registry URL[,URL…]`: one callee instance until SIGTERM.
+//! `demo-callee --bind ADDR --registry URL[,URL…] [--config-url URL[,URL…]]`: one callee
+//! instance until SIGTERM.
 
 use std::time::Duration;
 
@@ -26,6 +27,16 @@ struct Flags {
     /// Heartbeat interval in seconds.
     #[arg(long, env = "DEMO_RENEWAL_SECS", default_value_t = 30)]
     renewal_secs: u64,
+    /// Config centre URLs, comma-separated: the greeting is then the `demo.greeting` setting of
+    /// this application, updated live.
+    #[arg(long, env = "KEEL_CONFIG_URL")]
+    config_url: Option<String>,
+    /// Active profiles for the configuration, comma-separated.
+    #[arg(long, env = "DEMO_PROFILE", default_value = "default")]
+    profile: String,
+    /// Where the last configuration is kept, to start from when the config centre is down.
+    #[arg(long, env = "DEMO_CONFIG_CACHE")]
+    config_cache: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -42,6 +53,18 @@ async fn main() -> anyhow::Result<()> {
         app: keel_eureka::AppName::parse(&flags.app)?,
         advertise_host: flags.advertise_host,
         renewal_interval: Duration::from_secs(flags.renewal_secs),
+        config: match &flags.config_url {
+            Some(urls) => {
+                let mut c = keel_client::ConfigClientConfig::new(
+                    keel_client::ConfigServerUrls::parse_list(urls)?,
+                    &flags.app,
+                );
+                c.profile = flags.profile.clone();
+                c.cache_dir = flags.config_cache.clone();
+                Some(c)
+            }
+            None => None,
+        },
     })
     .await?;
     wait_for_signal().await;

@@ -3,6 +3,7 @@
 mod cli;
 mod config_registration;
 mod ctl;
+mod demo_config;
 mod sdk;
 mod standalone;
 mod tidy;

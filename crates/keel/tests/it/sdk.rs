@@ -33,7 +33,7 @@ fn demo(name: &str) -> PathBuf {
     keel.with_file_name(name)
 }
 
-fn start_demo(name: &str, registry: &str, extra: &[&str]) -> KeelProcess {
+pub(crate) fn start_demo(name: &str, registry: &str, extra: &[&str]) -> KeelProcess {
     let mut args = vec!["--bind", "127.0.0.1:0", "--registry", registry];
     args.extend_from_slice(extra);
     KeelProcess::start(Path::new(&demo(name)), &args, &[], &[name])
