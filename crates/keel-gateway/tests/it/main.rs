@@ -9,3 +9,4 @@ mod resilience;
 mod routing;
 mod security;
 mod support;
+mod tls;

@@ -143,3 +143,36 @@ async fn oversized_heads_and_bodies_are_refused_before_the_backend() {
     assert_eq!(r.status(), 413);
     assert!(!public.saw("big"), "{:?}", public.seen.lock().unwrap());
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_head_is_cut_off_before_routing() {
+    use std::time::Duration;
+    use tokio::io::AsyncReadExt;
+
+    let public = Backend::start("public").await;
+    let routes = format!(
+        "spring.cloud.gateway.routes:\n  - id: public\n    uri: http://{}\n    predicates: [Path=/public/**]\n",
+        public.addr
+    );
+    let limits = keel_server::HttpLimits {
+        header_read_timeout: Duration::from_millis(300),
+        ..keel_server::HttpLimits::default()
+    };
+    let serving = crate::support::Serving {
+        limits: Some(limits),
+        ..Default::default()
+    };
+    let g = TestGateway::start_with(GatewayConfig::default(), &routes, serving).await;
+    let mut s = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+    // A slowloris head: the request line and one header, then nothing.
+    s.write_all(b"GET /public/slow HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    // A generous deadline for the gateway to hang up (it does so after 300 ms); not a timing claim.
+    let closed = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut seen)).await;
+    assert!(closed.is_ok(), "the gateway kept the slow connection open");
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+    assert_eq!(public.count(), 0);
+}
