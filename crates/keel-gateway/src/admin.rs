@@ -7,8 +7,8 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::middleware::Next;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
@@ -46,9 +46,9 @@ async fn guard(State(gw): State<Gateway>, req: Request, next: Next) -> Response 
                 .and_then(|v| v.split_once(' '))
                 .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
                 .map(|(_, t)| t.trim());
-            if presented.is_some_and(|t| {
-                crate::auth::constant_time_eq(t.as_bytes(), token.as_bytes())
-            }) {
+            if presented
+                .is_some_and(|t| crate::auth::constant_time_eq(t.as_bytes(), token.as_bytes()))
+            {
                 return next.run(req).await;
             }
             let mut resp = problem(

@@ -67,7 +67,8 @@ impl Rejection {
     pub fn respond(&self, path: &str, request_id: &HeaderValue) -> Response<Body> {
         let mut resp = respond::error(self.status, self.reason, &self.message, path, request_id);
         if let Some(c) = &self.challenge {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, c.clone());
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, c.clone());
         }
         resp
     }
@@ -109,7 +110,9 @@ impl Authenticator {
     pub fn forward(&self, principal: &Principal, headers: &mut HeaderMap) {
         let (map, hide): (&[(String, HeaderName)], Option<&HeaderName>) = match self {
             Authenticator::Jwt(j) => (&j.claim_headers, j.hide_credentials.then_some(&j.header)),
-            Authenticator::ApiKey(k) => (&k.identity_headers, k.hide_credentials.then_some(&k.header)),
+            Authenticator::ApiKey(k) => {
+                (&k.identity_headers, k.hide_credentials.then_some(&k.header))
+            }
             Authenticator::Basic(b) => (
                 &b.identity_headers,
                 b.hide_credentials.then_some(&header::AUTHORIZATION),
@@ -147,23 +150,27 @@ pub(crate) fn identity_headers(
     arg: &str,
     default: &[(&str, &str)],
 ) -> Result<Vec<(String, HeaderName)>, FilterError> {
-    let pairs: Vec<(String, String)> = if named(spec, arg).is_none() && named_list(spec, arg).is_empty() {
-        default
-            .iter()
-            .map(|(c, h)| ((*c).to_owned(), (*h).to_owned()))
-            .collect()
-    } else {
-        named_list(spec, arg)
-            .into_iter()
-            .map(|p| {
-                p.split_once(':')
-                    .map(|(c, h)| (c.trim().to_owned(), h.trim().to_owned()))
-                    .ok_or_else(|| {
-                        arg_error(spec, format!("`{arg}` entries are claim:Header-Name, not `{p}`"))
-                    })
-            })
-            .collect::<Result<_, _>>()?
-    };
+    let pairs: Vec<(String, String)> =
+        if named(spec, arg).is_none() && named_list(spec, arg).is_empty() {
+            default
+                .iter()
+                .map(|(c, h)| ((*c).to_owned(), (*h).to_owned()))
+                .collect()
+        } else {
+            named_list(spec, arg)
+                .into_iter()
+                .map(|p| {
+                    p.split_once(':')
+                        .map(|(c, h)| (c.trim().to_owned(), h.trim().to_owned()))
+                        .ok_or_else(|| {
+                            arg_error(
+                                spec,
+                                format!("`{arg}` entries are claim:Header-Name, not `{p}`"),
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?
+        };
     pairs
         .into_iter()
         .map(|(c, h)| {
@@ -207,7 +214,10 @@ pub(crate) fn flag(spec: &Spec, name: &str, default: bool) -> Result<bool, Filte
         None => Ok(default),
         Some(v) if v == "true" => Ok(true),
         Some(v) if v == "false" => Ok(false),
-        Some(v) => Err(arg_error(spec, format!("`{name}` must be true or false, not `{v}`"))),
+        Some(v) => Err(arg_error(
+            spec,
+            format!("`{name}` must be true or false, not `{v}`"),
+        )),
     }
 }
 

@@ -382,7 +382,13 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
             None => {
                 ledger.decision = Some("bad_upgrade");
                 let msg = "upstream switched protocols without a matching upgrade request";
-                resp = respond::error(StatusCode::BAD_GATEWAY, "bad_upgrade", msg, &path, &ledger.request_id);
+                resp = respond::error(
+                    StatusCode::BAD_GATEWAY,
+                    "bad_upgrade",
+                    msg,
+                    &path,
+                    &ledger.request_id,
+                );
                 None
             }
         }

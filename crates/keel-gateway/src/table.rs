@@ -295,11 +295,19 @@ impl Table {
                     .into(),
             ));
         }
-        let h2c = match def.metadata.get("protocol").map(|p| p.trim().to_ascii_lowercase()) {
+        let h2c = match def
+            .metadata
+            .get("protocol")
+            .map(|p| p.trim().to_ascii_lowercase())
+        {
             None => false,
             Some(p) if p == "h2c" => true,
             Some(p) if p == "http/1.1" || p == "http1" || p.is_empty() => false,
-            Some(p) => return Err(fail(format!("metadata `protocol` is h2c or http/1.1, not `{p}`"))),
+            Some(p) => {
+                return Err(fail(format!(
+                    "metadata `protocol` is h2c or http/1.1, not `{p}`"
+                )));
+            }
         };
         let response_timeout = metadata_ms(def, "response-timeout")?
             .filter(|d| !d.is_zero())

@@ -61,7 +61,9 @@ impl Certs {
                 let name = name.to_ascii_lowercase();
                 // The first pair to claim a name keeps it, matching the order of the settings.
                 match name.strip_prefix("*.") {
-                    Some(parent) => wildcard.entry(parent.to_owned()).or_insert_with(|| key.clone()),
+                    Some(parent) => wildcard
+                        .entry(parent.to_owned())
+                        .or_insert_with(|| key.clone()),
                     None => exact.entry(name).or_insert_with(|| key.clone()),
                 };
             }
@@ -120,10 +122,11 @@ fn load_pair(pair: &CertPair) -> Result<(Arc<CertifiedKey>, Vec<String>), TlsErr
         path: text(&pair.key),
         reason: e.to_string(),
     })?;
-    let signer = rustls::crypto::ring::sign::any_supported_type(&der).map_err(|e| TlsError::Key {
-        path: text(&pair.key),
-        reason: e.to_string(),
-    })?;
+    let signer =
+        rustls::crypto::ring::sign::any_supported_type(&der).map_err(|e| TlsError::Key {
+            path: text(&pair.key),
+            reason: e.to_string(),
+        })?;
     let key = CertifiedKey::new(chain, signer);
     // A rotated certificate written before its key must not be served with the old key.
     key.keys_match().map_err(|e| TlsError::Key {
@@ -154,12 +157,11 @@ impl TlsTerminator {
     /// Loads every pair; HTTP/2 and HTTP/1.1 are offered by ALPN, in that order.
     pub fn load(pairs: Vec<CertPair>) -> Result<Self, TlsError> {
         let resolver = Arc::new(Resolver(ArcSwap::from_pointee(Certs::load(&pairs)?)));
-        let mut config = ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_cert_resolver(resolver.clone());
+        let mut config =
+            ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()?
+                .with_no_client_auth()
+                .with_cert_resolver(resolver.clone());
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(TlsTerminator {
             pairs: pairs.into(),

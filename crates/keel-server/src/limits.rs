@@ -6,7 +6,8 @@ use std::time::Duration;
 /// Size limits applied to every request a component serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HttpLimits {
-    /// Largest request body accepted, in bytes; larger bodies get 413.
+    /// Largest request body accepted, in bytes; larger bodies get 413. `usize::MAX` leaves the
+    /// limit to the component (the gateway enforces its own, per route).
     pub max_body_bytes: usize,
     /// Largest request head (request line plus headers), in bytes; larger heads get 431.
     /// hyper enforces a floor of 8 KiB.

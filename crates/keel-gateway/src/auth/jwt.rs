@@ -44,7 +44,12 @@ fn pem_key(spec: &Spec, pem: &[u8]) -> Result<DecodingKey, FilterError> {
     DecodingKey::from_rsa_pem(pem)
         .or_else(|_| DecodingKey::from_ec_pem(pem))
         .or_else(|_| DecodingKey::from_ed_pem(pem))
-        .map_err(|e| arg_error(spec, format!("public key is not an RSA, EC or Ed25519 PEM: {e}")))
+        .map_err(|e| {
+            arg_error(
+                spec,
+                format!("public key is not an RSA, EC or Ed25519 PEM: {e}"),
+            )
+        })
 }
 
 fn default_algorithm(family: AlgorithmFamily) -> Algorithm {
@@ -60,7 +65,8 @@ impl JwtAuth {
     pub fn compile(spec: &Spec) -> Result<JwtAuth, FilterError> {
         let mut keys = Vec::new();
         if let Some(s) = named(spec, "secret") {
-            let key = DecodingKey::from_secret(s.as_bytes()).map_err(|e| arg_error(spec, e.to_string()))?;
+            let key = DecodingKey::from_secret(s.as_bytes())
+                .map_err(|e| arg_error(spec, e.to_string()))?;
             keys.push(Key { kid: None, key });
         }
         if let Some(s) = named(spec, "secret-base64") {
@@ -69,18 +75,28 @@ impl JwtAuth {
             keys.push(Key { kid: None, key });
         }
         if let Some(pem) = named(spec, "public-key") {
-            keys.push(Key { kid: named(spec, "kid").map(str::to_owned), key: pem_key(spec, pem.as_bytes())? });
+            keys.push(Key {
+                kid: named(spec, "kid").map(str::to_owned),
+                key: pem_key(spec, pem.as_bytes())?,
+            });
         }
         for path in named_list(spec, "public-key-file") {
-            keys.push(Key { kid: named(spec, "kid").map(str::to_owned), key: pem_key(spec, &read(spec, path)?)? });
+            keys.push(Key {
+                kid: named(spec, "kid").map(str::to_owned),
+                key: pem_key(spec, &read(spec, path)?)?,
+            });
         }
         for path in named_list(spec, "jwks-file") {
             let set: JwkSet = serde_json::from_slice(&read(spec, path)?)
                 .map_err(|e| arg_error(spec, format!("`{path}` is not a JWKS document: {e}")))?;
             for jwk in &set.keys {
-                let key = DecodingKey::from_jwk(jwk)
-                    .map_err(|e| arg_error(spec, format!("`{path}`: key {:?}: {e}", jwk.common.key_id)))?;
-                keys.push(Key { kid: jwk.common.key_id.clone(), key });
+                let key = DecodingKey::from_jwk(jwk).map_err(|e| {
+                    arg_error(spec, format!("`{path}`: key {:?}: {e}", jwk.common.key_id))
+                })?;
+                keys.push(Key {
+                    kid: jwk.common.key_id.clone(),
+                    key,
+                });
             }
         }
         if keys.is_empty() {
@@ -91,18 +107,27 @@ impl JwtAuth {
         }
         let algorithms: Vec<Algorithm> = match named_list(spec, "algorithms") {
             list if list.is_empty() => {
-                let mut v: Vec<Algorithm> = keys.iter().map(|k| default_algorithm(k.key.family())).collect();
+                let mut v: Vec<Algorithm> = keys
+                    .iter()
+                    .map(|k| default_algorithm(k.key.family()))
+                    .collect();
                 v.dedup();
                 v
             }
             list => list
                 .iter()
-                .map(|a| a.parse::<Algorithm>().map_err(|_| arg_error(spec, format!("unknown algorithm `{a}`"))))
+                .map(|a| {
+                    a.parse::<Algorithm>()
+                        .map_err(|_| arg_error(spec, format!("unknown algorithm `{a}`")))
+                })
                 .collect::<Result<_, _>>()?,
         };
         for a in &algorithms {
             if !keys.iter().any(|k| k.key.family() == a.family()) {
-                return Err(arg_error(spec, format!("algorithm {a:?} has no key of its kind")));
+                return Err(arg_error(
+                    spec,
+                    format!("algorithm {a:?} has no key of its kind"),
+                ));
             }
         }
         let required = named_list(spec, "required-claims")
@@ -110,11 +135,19 @@ impl JwtAuth {
             .map(|r| {
                 r.split_once('=')
                     .map(|(c, v)| (c.trim().to_owned(), v.trim().to_owned()))
-                    .ok_or_else(|| arg_error(spec, format!("`required-claims` entries are claim=value, not `{r}`")))
+                    .ok_or_else(|| {
+                        arg_error(
+                            spec,
+                            format!("`required-claims` entries are claim=value, not `{r}`"),
+                        )
+                    })
             })
             .collect::<Result<_, _>>()?;
         let leeway_secs = match named(spec, "leeway") {
-            Some(v) => v.trim().parse().map_err(|_| arg_error(spec, format!("`leeway` is seconds, not `{v}`")))?,
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| arg_error(spec, format!("`leeway` is seconds, not `{v}`")))?,
             None => 30,
         };
         let header = match named(spec, "header") {
@@ -125,17 +158,29 @@ impl JwtAuth {
         let realm = named(spec, "realm").unwrap_or("keel");
         let challenge = HeaderValue::from_str(&format!("Bearer realm=\"{realm}\""))
             .map_err(|e| arg_error(spec, format!("`realm`: {e}")))?;
-        let invalid_challenge = HeaderValue::from_str(&format!("Bearer realm=\"{realm}\", error=\"invalid_token\""))
-            .map_err(|e| arg_error(spec, format!("`realm`: {e}")))?;
+        let invalid_challenge = HeaderValue::from_str(&format!(
+            "Bearer realm=\"{realm}\", error=\"invalid_token\""
+        ))
+        .map_err(|e| arg_error(spec, format!("`realm`: {e}")))?;
         Ok(JwtAuth {
             keys,
             algorithms,
-            issuers: named_list(spec, "issuer").into_iter().map(str::to_owned).collect(),
-            audiences: named_list(spec, "audience").into_iter().map(str::to_owned).collect(),
+            issuers: named_list(spec, "issuer")
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            audiences: named_list(spec, "audience")
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
             leeway_secs,
             required,
             header,
-            claim_headers: identity_headers(spec, "claims-to-headers", &[("sub", "X-Auth-Subject")])?,
+            claim_headers: identity_headers(
+                spec,
+                "claims-to-headers",
+                &[("sub", "X-Auth-Subject")],
+            )?,
             hide_credentials: flag(spec, "hide-credentials", false)?,
             challenge,
             invalid_challenge,
@@ -157,12 +202,22 @@ impl JwtAuth {
         .filter(|t| !t.is_empty())
     }
 
-    pub fn authenticate(&self, headers: &HeaderMap, now: SystemTime) -> Result<Principal, Rejection> {
-        let invalid = |msg: String| Rejection::unauthorized("invalid_token", msg, &self.invalid_challenge);
+    pub fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        now: SystemTime,
+    ) -> Result<Principal, Rejection> {
+        let invalid =
+            |msg: String| Rejection::unauthorized("invalid_token", msg, &self.invalid_challenge);
         let Some(token) = self.token(headers) else {
-            return Err(Rejection::unauthorized("missing_token", "a bearer token is required", &self.challenge));
+            return Err(Rejection::unauthorized(
+                "missing_token",
+                "a bearer token is required",
+                &self.challenge,
+            ));
         };
-        let head = jsonwebtoken::decode_header(token).map_err(|e| invalid(format!("malformed token: {e}")))?;
+        let head = jsonwebtoken::decode_header(token)
+            .map_err(|e| invalid(format!("malformed token: {e}")))?;
         if !self.algorithms.contains(&head.alg) {
             return Err(invalid(format!("algorithm {:?} is not accepted", head.alg)));
         }
@@ -205,9 +260,16 @@ impl JwtAuth {
         let claims = match (claims, last) {
             (Some(c), _) => c,
             (None, Some(e)) => return Err(invalid(format!("token rejected: {e}"))),
-            (None, None) => return Err(invalid(format!("no key for kid {:?}", head.kid.unwrap_or_default()))),
+            (None, None) => {
+                return Err(invalid(format!(
+                    "no key for kid {:?}",
+                    head.kid.unwrap_or_default()
+                )));
+            }
         };
-        let now = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         match claims.get("exp").map(Value::as_u64) {
             None => return Err(invalid("token has no `exp` claim".into())),
             Some(None) => return Err(invalid("`exp` is not a number".into())),
@@ -232,7 +294,11 @@ impl JwtAuth {
             }
         }
         Ok(Principal {
-            subject: claims.get("sub").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned),
+            subject: claims
+                .get("sub")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
             claims,
         })
     }
@@ -260,13 +326,21 @@ mod tests {
     fn auth(args: &[(&str, &str)]) -> JwtAuth {
         JwtAuth::compile(&Spec {
             name: "JwtAuth".into(),
-            args: args.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            args: args
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         })
         .unwrap()
     }
 
     fn bearer(claims: Value, secret: &str) -> HeaderMap {
-        let t = encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()).unwrap()).unwrap();
+        let t = encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()).unwrap(),
+        )
+        .unwrap();
         let mut h = HeaderMap::new();
         h.insert("authorization", format!("Bearer {t}").parse().unwrap());
         h
@@ -277,13 +351,23 @@ mod tests {
         let a = auth(&[("secret", "s3cret"), ("leeway", "0")]);
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
         let h = bearer(json!({"sub": "alice", "exp": 1_100, "nbf": 950}), "s3cret");
-        assert_eq!(a.authenticate(&h, t0).unwrap().subject.as_deref(), Some("alice"));
-        let late = a.authenticate(&h, t0 + Duration::from_secs(101)).unwrap_err();
+        assert_eq!(
+            a.authenticate(&h, t0).unwrap().subject.as_deref(),
+            Some("alice")
+        );
+        let late = a
+            .authenticate(&h, t0 + Duration::from_secs(101))
+            .unwrap_err();
         assert!(late.message.contains("expired"), "{late:?}");
-        let early = a.authenticate(&h, t0 - Duration::from_secs(51)).unwrap_err();
+        let early = a
+            .authenticate(&h, t0 - Duration::from_secs(51))
+            .unwrap_err();
         assert!(early.message.contains("not valid yet"), "{early:?}");
         let forged = bearer(json!({"sub": "alice", "exp": 1_100}), "guess");
-        assert_eq!(a.authenticate(&forged, t0).unwrap_err().reason, "invalid_token");
+        assert_eq!(
+            a.authenticate(&forged, t0).unwrap_err().reason,
+            "invalid_token"
+        );
     }
 
     #[test]
@@ -293,7 +377,9 @@ mod tests {
         // {"alg":"none"}.{"sub":"alice","exp":9999999999}.
         h.insert(
             "authorization",
-            "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSIsImV4cCI6OTk5OTk5OTk5OX0.".parse().unwrap(),
+            "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSIsImV4cCI6OTk5OTk5OTk5OX0."
+                .parse()
+                .unwrap(),
         );
         assert!(a.authenticate(&h, SystemTime::now()).is_err());
     }
@@ -301,10 +387,17 @@ mod tests {
     #[test]
     fn required_claims_give_403() {
         let a = auth(&[("secret", "k"), ("required-claims", "scope=admin")]);
-        let exp = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() + 60;
+        let exp = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 60;
         let ok = bearer(json!({"sub": "a", "exp": exp, "scope": "read admin"}), "k");
         assert!(a.authenticate(&ok, SystemTime::now()).is_ok());
         let no = bearer(json!({"sub": "a", "exp": exp, "scope": "read"}), "k");
-        assert_eq!(a.authenticate(&no, SystemTime::now()).unwrap_err().status, 403);
+        assert_eq!(
+            a.authenticate(&no, SystemTime::now()).unwrap_err().status,
+            403
+        );
     }
 }

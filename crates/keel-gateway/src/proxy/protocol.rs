@@ -24,12 +24,12 @@ fn lists(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
 impl Carried {
     /// Reads the request's headers before they are stripped.
     pub fn take(headers: &HeaderMap, version: Version) -> Carried {
-        let upgrade = if version == Version::HTTP_11 && lists(headers, header::CONNECTION, "upgrade")
-        {
-            headers.get(header::UPGRADE).cloned()
-        } else {
-            None
-        };
+        let upgrade =
+            if version == Version::HTTP_11 && lists(headers, header::CONNECTION, "upgrade") {
+                headers.get(header::UPGRADE).cloned()
+            } else {
+                None
+            };
         Carried {
             upgrade,
             te_trailers: lists(headers, header::TE, "trailers"),

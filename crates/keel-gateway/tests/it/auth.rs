@@ -17,7 +17,10 @@ fn fixture(name: &str) -> String {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 fn hs(claims: Value, secret: &str) -> String {
@@ -120,8 +123,14 @@ fn sha256_hex(b: &[u8]) -> String {
         .collect()
 }
 
-async fn get(g: &TestGateway, path: &str, auth: Option<String>) -> (u16, Value, reqwest::header::HeaderMap) {
-    let mut req = client().get(g.url(path)).header("x-auth-subject", "mallory");
+async fn get(
+    g: &TestGateway,
+    path: &str,
+    auth: Option<String>,
+) -> (u16, Value, reqwest::header::HeaderMap) {
+    let mut req = client()
+        .get(g.url(path))
+        .header("x-auth-subject", "mallory");
     if let Some(a) = auth {
         req = req.header("authorization", a);
     }
@@ -135,9 +144,15 @@ async fn get(g: &TestGateway, path: &str, auth: Option<String>) -> (u16, Value, 
 async fn jwt_hs256_rs256_es256_accepted_and_rejected() {
     let s = setup().await;
     let g = &s.g;
-    let good = json!({"sub": "alice", "email": "a@x.test", "iss": ISS, "aud": "api", "exp": now() + 300});
+    let good =
+        json!({"sub": "alice", "email": "a@x.test", "iss": ISS, "aud": "api", "exp": now() + 300});
 
-    let (status, body, _) = get(g, "/hs/me", Some(format!("Bearer {}", hs(good.clone(), "s3cret")))).await;
+    let (status, body, _) = get(
+        g,
+        "/hs/me",
+        Some(format!("Bearer {}", hs(good.clone(), "s3cret"))),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     // The verified subject replaces the forged one; other claims are forwarded as configured.
     assert_eq!(body["headers"]["x-auth-subject"], "alice");
@@ -147,33 +162,77 @@ async fn jwt_hs256_rs256_es256_accepted_and_rejected() {
     let (status, body, headers) = get(g, "/hs/me", None).await;
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["reason"], "missing_token");
-    assert!(headers["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
     let rejected = [
-        ("expired", json!({"sub": "a", "iss": ISS, "aud": "api", "exp": now() - 120}), "s3cret"),
-        ("not yet valid", json!({"sub": "a", "iss": ISS, "aud": "api", "exp": now() + 300, "nbf": now() + 120}), "s3cret"),
-        ("wrong issuer", json!({"sub": "a", "iss": "https://evil.test", "aud": "api", "exp": now() + 300}), "s3cret"),
-        ("wrong audience", json!({"sub": "a", "iss": ISS, "aud": "other", "exp": now() + 300}), "s3cret"),
-        ("no exp", json!({"sub": "a", "iss": ISS, "aud": "api"}), "s3cret"),
+        (
+            "expired",
+            json!({"sub": "a", "iss": ISS, "aud": "api", "exp": now() - 120}),
+            "s3cret",
+        ),
+        (
+            "not yet valid",
+            json!({"sub": "a", "iss": ISS, "aud": "api", "exp": now() + 300, "nbf": now() + 120}),
+            "s3cret",
+        ),
+        (
+            "wrong issuer",
+            json!({"sub": "a", "iss": "https://evil.test", "aud": "api", "exp": now() + 300}),
+            "s3cret",
+        ),
+        (
+            "wrong audience",
+            json!({"sub": "a", "iss": ISS, "aud": "other", "exp": now() + 300}),
+            "s3cret",
+        ),
+        (
+            "no exp",
+            json!({"sub": "a", "iss": ISS, "aud": "api"}),
+            "s3cret",
+        ),
         ("wrong key", good.clone(), "guessed"),
     ];
     for (what, claims, secret) in rejected {
-        let (status, body, _) = get(g, "/hs/me", Some(format!("Bearer {}", hs(claims, secret)))).await;
+        let (status, body, _) =
+            get(g, "/hs/me", Some(format!("Bearer {}", hs(claims, secret)))).await;
         assert_eq!(status, 401, "{what}: {body}");
         assert_eq!(body["reason"], "invalid_token", "{what}: {body}");
     }
     // alg=none, and an RS256 token offered to an HS256 route.
     let unsigned = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.";
-    assert_eq!(get(g, "/hs/me", Some(format!("Bearer {unsigned}"))).await.0, 401);
-    assert_eq!(get(g, "/hs/me", Some(format!("Bearer {}", rs(good.clone())))).await.0, 401);
-    assert_eq!(s.backend.count(), before, "rejected requests reached the backend");
+    assert_eq!(
+        get(g, "/hs/me", Some(format!("Bearer {unsigned}"))).await.0,
+        401
+    );
+    assert_eq!(
+        get(g, "/hs/me", Some(format!("Bearer {}", rs(good.clone()))))
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        s.backend.count(),
+        before,
+        "rejected requests reached the backend"
+    );
 
     // RS256 with the key from a JWKS file (picked by kid).
     let rs_claims = json!({"sub": "rita", "iss": ISS, "exp": now() + 300});
     let (status, body, _) = get(g, "/rs/x", Some(format!("Bearer {}", rs(rs_claims)))).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["headers"]["x-auth-subject"], "rita");
-    let hs_on_rs = hs(json!({"sub": "rita", "iss": ISS, "exp": now() + 300}), "s3cret");
-    assert_eq!(get(g, "/rs/x", Some(format!("Bearer {hs_on_rs}"))).await.0, 401);
+    let hs_on_rs = hs(
+        json!({"sub": "rita", "iss": ISS, "exp": now() + 300}),
+        "s3cret",
+    );
+    assert_eq!(
+        get(g, "/rs/x", Some(format!("Bearer {hs_on_rs}"))).await.0,
+        401
+    );
 
     // ES256 with a PEM public key; a missing scope is 403, not 401.
     let ec = EncodingKey::from_ec_pem(s.ec.serialize_pem().as_bytes()).unwrap();
@@ -185,7 +244,12 @@ async fn jwt_hs256_rs256_es256_accepted_and_rejected() {
         )
         .unwrap()
     };
-    assert_eq!(get(g, "/es/x", Some(format!("Bearer {}", es("read admin")))).await.0, 200);
+    assert_eq!(
+        get(g, "/es/x", Some(format!("Bearer {}", es("read admin"))))
+            .await
+            .0,
+        200
+    );
     let (status, body, _) = get(g, "/es/x", Some(format!("Bearer {}", es("read")))).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["reason"], "insufficient_claims");
@@ -197,7 +261,10 @@ async fn the_rate_limiter_keys_on_the_verified_subject() {
     let token = |sub: &str| {
         format!(
             "Bearer {}",
-            hs(json!({"sub": sub, "iss": ISS, "aud": "api", "exp": now() + 300}), "s3cret")
+            hs(
+                json!({"sub": sub, "iss": ISS, "aud": "api", "exp": now() + 300}),
+                "s3cret"
+            )
         )
     };
     let statuses: Vec<u16> = {
@@ -212,7 +279,10 @@ async fn the_rate_limiter_keys_on_the_verified_subject() {
     assert_eq!(get(&s.g, "/hs/x", Some(token("bob"))).await.0, 200);
     // …and an unsigned token naming a fresh subject gets no bucket at all.
     let forged = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJjYXJsIn0.";
-    assert_eq!(get(&s.g, "/hs/x", Some(format!("Bearer {forged}"))).await.0, 401);
+    assert_eq!(
+        get(&s.g, "/hs/x", Some(format!("Bearer {forged}"))).await.0,
+        401
+    );
 }
 
 #[tokio::test]
@@ -222,7 +292,12 @@ async fn api_keys_and_basic_auth() {
     let r = c.get(s.g.url("/keys/x")).send().await.unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(json(r).await["reason"], "missing_api_key");
-    let r = c.get(s.g.url("/keys/x")).header("x-api-key", "k-wrong").send().await.unwrap();
+    let r = c
+        .get(s.g.url("/keys/x"))
+        .header("x-api-key", "k-wrong")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let r = c
         .get(s.g.url("/keys/x"))
@@ -234,15 +309,28 @@ async fn api_keys_and_basic_auth() {
     assert_eq!(r.status(), 200);
     let body = json(r).await;
     assert_eq!(body["headers"]["x-consumer"], "bob");
-    assert!(body["headers"].get("x-api-key").is_none(), "the key was forwarded: {body}");
+    assert!(
+        body["headers"].get("x-api-key").is_none(),
+        "the key was forwarded: {body}"
+    );
 
     let r = c.get(s.g.url("/basic/x")).send().await.unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["www-authenticate"], "Basic realm=\"keel\"");
-    let r = c.get(s.g.url("/basic/x")).basic_auth("carol", Some("nope")).send().await.unwrap();
+    let r = c
+        .get(s.g.url("/basic/x"))
+        .basic_auth("carol", Some("nope"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     for (user, pass) in [("carol", "pw"), ("dave", "pw2")] {
-        let r = c.get(s.g.url("/basic/x")).basic_auth(user, Some(pass)).send().await.unwrap();
+        let r = c
+            .get(s.g.url("/basic/x"))
+            .basic_auth(user, Some(pass))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "{user}");
         assert_eq!(json(r).await["headers"]["x-auth-user"], user);
     }
@@ -287,10 +375,19 @@ async fn the_admin_api_wants_its_token() {
     };
     let g = TestGateway::start(config, "").await;
     let c = client();
-    let r = c.get(g.url("/keel/v1/gateway/routes")).send().await.unwrap();
+    let r = c
+        .get(g.url("/keel/v1/gateway/routes"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     assert!(r.headers().contains_key("www-authenticate"));
-    let r = c.get(g.url("/keel/v1/gateway/routes")).bearer_auth("wrong").send().await.unwrap();
+    let r = c
+        .get(g.url("/keel/v1/gateway/routes"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let r = c
         .post(g.url("/keel/v1/gateway/routes/sneaky"))
@@ -300,7 +397,12 @@ async fn the_admin_api_wants_its_token() {
         .unwrap();
     assert_eq!(r.status(), 401);
     assert!(g.gw.route_definitions().is_empty());
-    let r = c.get(g.url("/keel/v1/gateway/routes")).bearer_auth("t0ken").send().await.unwrap();
+    let r = c
+        .get(g.url("/keel/v1/gateway/routes"))
+        .bearer_auth("t0ken")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -311,7 +413,11 @@ async fn a_separate_admin_listener_takes_the_admin_api_off_the_proxy_port() {
         ..GatewayConfig::default()
     };
     let g = TestGateway::start(config, "").await;
-    let r = client().get(g.url("/keel/v1/gateway/routes")).send().await.unwrap();
+    let r = client()
+        .get(g.url("/keel/v1/gateway/routes"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(json(r).await["reason"], "no_route");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

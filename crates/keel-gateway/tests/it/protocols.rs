@@ -8,8 +8,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, HeaderValue, Request, Response, Version};
-use http_body_util::channel::Channel;
 use http_body_util::BodyExt;
+use http_body_util::channel::Channel;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use keel_gateway::GatewayConfig;
@@ -33,7 +33,9 @@ async fn h2c_backend() -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
                     let version = format!("{:?}", req.version());
@@ -62,8 +64,10 @@ async fn h2c_backend() -> SocketAddr {
                     let mut resp = Response::new(body);
                     resp.headers_mut()
                         .insert("content-type", HeaderValue::from_static("application/grpc"));
-                    resp.headers_mut()
-                        .insert("x-backend-version", HeaderValue::from_str(&version).unwrap());
+                    resp.headers_mut().insert(
+                        "x-backend-version",
+                        HeaderValue::from_str(&version).unwrap(),
+                    );
                     if let Some(te) = te {
                         resp.headers_mut().insert("x-backend-te", te);
                     }
@@ -81,9 +85,10 @@ async fn h2c_backend() -> SocketAddr {
 /// An HTTP/2 (prior knowledge) connection to the gateway.
 async fn h2_client(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<Frames> {
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-        .await
-        .unwrap();
+    let (send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
     tokio::spawn(conn);
     send
 }
@@ -156,11 +161,17 @@ async fn grpc_unary_and_bidi_streams_keep_their_trailers_over_h2c() {
     // Unary: a whole message in, a whole message and trailers out.
     let (mut tx, body) = Frames::new(1);
     let pending = h2.send_request(grpc_request(g.addr, "Unary", body));
-    tx.send_data(Bytes::from_static(b"\0\0\0\0\x05hello")).await.unwrap();
+    tx.send_data(Bytes::from_static(b"\0\0\0\0\x05hello"))
+        .await
+        .unwrap();
     drop(tx);
     let resp = pending.await.unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["x-backend-version"], "HTTP/2.0", "not h2c upstream");
+    assert_eq!(
+        resp.headers()["x-backend-version"],
+        "HTTP/2.0",
+        "not h2c upstream"
+    );
     assert_eq!(resp.headers()["x-backend-te"], "trailers");
     let mut body = resp.into_body();
     assert_eq!(next_data(&mut body).await, &b"\0\0\0\0\x05hello"[..]);
@@ -187,16 +198,16 @@ async fn websocket_upgrades_are_proxied() {
     let backend = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             tokio::spawn(async move {
                 let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
                     return;
                 };
                 while let Some(Ok(msg)) = ws.next().await {
-                    if msg.is_text() || msg.is_binary() {
-                        if ws.send(msg).await.is_err() {
-                            return;
-                        }
+                    if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                        return;
                     }
                 }
             });
@@ -225,7 +236,9 @@ async fn sse_events_arrive_before_the_stream_ends() {
     let r = release.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let r = r.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |_req: Request<Incoming>| {

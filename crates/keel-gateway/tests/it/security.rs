@@ -173,6 +173,9 @@ async fn a_client_that_never_finishes_its_head_is_cut_off_before_routing() {
     let closed = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut seen)).await;
     assert!(closed.is_ok(), "the gateway kept the slow connection open");
     let text = String::from_utf8_lossy(&seen);
-    assert!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
     assert_eq!(public.count(), 0);
 }

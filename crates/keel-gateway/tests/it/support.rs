@@ -168,7 +168,9 @@ impl TestGateway {
         let addr = listener.local_addr;
         match serving.tls {
             Some(tls) => {
-                tokio::spawn(async move { keel_server::serve_tls(listener, app, &common, tls).await })
+                tokio::spawn(
+                    async move { keel_server::serve_tls(listener, app, &common, tls).await },
+                )
             }
             None => tokio::spawn(async move { keel_server::serve(listener, app, &common).await }),
         };

@@ -114,9 +114,10 @@ async fn sni_alpn_and_certificate_reload() {
     let s = handshake(&h2, g.addr, dns("a.test")).await.unwrap();
     assert_eq!(served(&s), a.der);
     assert_eq!(s.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(s))
-        .await
-        .unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(s))
+            .await
+            .unwrap();
     tokio::spawn(conn);
     let resp = send
         .send_request(
@@ -146,7 +147,9 @@ async fn sni_alpn_and_certificate_reload() {
         .await
         .unwrap();
     assert_eq!(s.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s)).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+        .await
+        .unwrap();
     tokio::spawn(conn);
     let resp = send
         .send_request(
