@@ -126,10 +126,10 @@ pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Res
                 gateway.register_metrics(&mut prometheus);
                 gateway.spawn_route_watch();
                 gateway_handle = Some(gateway.clone());
-                let router = keel_gateway::router(gateway);
-                gateway_view = Some(Arc::new(GatewayClient::new(Transport::local(
-                    router.clone(),
-                ))));
+                let router = keel_gateway::router(gateway.clone());
+                // The admin API alone: it is not on the proxy's router when `gateway.admin-bind` is set.
+                let admin = keel_gateway::admin_router(gateway);
+                gateway_view = Some(Arc::new(GatewayClient::new(Transport::local(admin))));
                 ("gateway", settings.gateway_bind, router)
             }
         };
