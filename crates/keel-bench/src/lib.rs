@@ -9,7 +9,9 @@ use std::path::PathBuf;
 
 /// The release `keel` binary that `cargo xtask bench` builds before running a harness.
 pub fn keel_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("KEEL_BENCH_BINARY") {
+    // Not a KEEL_* name: keel refuses unknown KEEL_* variables, and harnesses pass their
+    // environment on to the processes they start.
+    if let Some(path) = std::env::var_os("BENCH_KEEL_BINARY") {
         return PathBuf::from(path);
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");

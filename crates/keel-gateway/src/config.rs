@@ -26,6 +26,10 @@ pub struct GatewayConfig {
     pub retries: u32,
     /// Bodies up to this size are buffered so a failed attempt can be replayed elsewhere.
     pub max_replay_body: usize,
+    /// Largest request body proxied (413 above it); `None` leaves it to each route's `RequestSize`
+    /// filter, as Spring Cloud Gateway and Zuul do. Independent of `http.max-body-bytes`, which
+    /// caps the other components.
+    pub max_body_bytes: Option<u64>,
     /// Per-service circuit breaker (Hystrix defaults).
     pub breaker: BreakerConfig,
     /// Per-service balancing (P2C peak-EWMA) and outlier ejection.
@@ -58,6 +62,7 @@ impl Default for GatewayConfig {
             response_timeout: Duration::from_secs(15),
             retries: 1,
             max_replay_body: 64 * 1024,
+            max_body_bytes: None,
             breaker: BreakerConfig::default(),
             balancer: BalancerConfig {
                 slow_start: Duration::ZERO,

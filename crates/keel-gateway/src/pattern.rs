@@ -2,6 +2,9 @@
 
 use regex::Regex;
 
+/// Path segments matched without allocating; deeper paths fall back to a Vec.
+const INLINE_SEGMENTS: usize = 16;
+
 /// Variables captured by a match, in pattern order.
 pub type Captures = Vec<(String, String)>;
 
@@ -91,17 +94,37 @@ impl Pattern {
 
     /// Matches `input` (a normalised path, or a lower-case host); one trailing separator is ignored.
     pub fn matches(&self, input: &str, captures: Option<&mut Captures>) -> bool {
-        let parts: Vec<&str> = input
-            .split(self.separator)
-            .filter(|s| !s.is_empty())
-            .collect();
+        // `/**` (the usual catch-all) matches anything without looking at it.
+        if let [Segment::Rest(None)] = self.segments.as_slice() {
+            return true;
+        }
+        // Segments go on the stack for ordinary paths; only very deep ones allocate.
+        let mut stack: [&str; INLINE_SEGMENTS] = [""; INLINE_SEGMENTS];
+        let mut n = 0;
+        let mut heap: Vec<&str> = Vec::new();
+        for part in input.split(self.separator).filter(|s| !s.is_empty()) {
+            if n < INLINE_SEGMENTS {
+                stack[n] = part;
+            } else {
+                if heap.is_empty() {
+                    heap.extend_from_slice(&stack);
+                }
+                heap.push(part);
+            }
+            n += 1;
+        }
+        let parts: &[&str] = if n <= INLINE_SEGMENTS {
+            &stack[..n]
+        } else {
+            &heap
+        };
         let mut scratch = Captures::new();
         let caps = match captures {
             Some(c) => c,
             None => &mut scratch,
         };
         let start = caps.len();
-        let ok = self.match_from(0, &parts, 0, caps);
+        let ok = self.match_from(0, parts, 0, caps);
         if !ok {
             caps.truncate(start);
         }

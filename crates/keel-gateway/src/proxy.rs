@@ -15,7 +15,7 @@ use keel_resilience::Outcome;
 use tokio::time::Instant;
 
 use crate::Gateway;
-use crate::access_log::AccessEntry;
+use crate::access_log::{AccessEntry, Instance};
 use crate::auth::Principal;
 use crate::client;
 use crate::filter::{self, Filter, KeyResolver};
@@ -38,16 +38,27 @@ struct Ledger {
     start: Instant,
     request_id: HeaderValue,
     method: Method,
-    path: String,
+    /// The request's URI (a cheap clone) and the normalised path where it differs, for the log.
+    uri: Uri,
+    normalized: Option<String>,
     client: IpAddr,
     route: Option<Arc<Route>>,
     service: Option<Arc<str>>,
-    instance: Option<String>,
+    instance: Option<Instance>,
     upstream: Option<Duration>,
     attempts: u32,
     decision: Option<&'static str>,
     /// This request is a route's fallback: its own failures are answered plainly, never by another fallback.
     in_fallback: bool,
+}
+
+impl Ledger {
+    /// The normalised request path.
+    fn path(&self) -> &str {
+        self.normalized
+            .as_deref()
+            .unwrap_or_else(|| self.uri.path())
+    }
 }
 
 const HOP_BY_HOP: [HeaderName; 6] = [
@@ -103,7 +114,8 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
         start: Instant::now(),
         request_id: request_id(&parts.headers),
         method: parts.method.clone(),
-        path: String::new(),
+        uri: parts.uri.clone(),
+        normalized: None,
         client,
         route: None,
         service: None,
@@ -128,7 +140,9 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
             ),
         );
     }
-    let normalized = match path::normalize(parts.uri.path()) {
+    // A cheap clone (shared buffers), so the normalised path can borrow it while `parts` moves on.
+    let uri = parts.uri.clone();
+    let normalized = match path::normalize(uri.path()) {
         Ok(p) => p,
         Err(e) => {
             let id = ledger.request_id.clone();
@@ -146,7 +160,9 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
             );
         }
     };
-    ledger.path = normalized.clone().into_owned();
+    if let Cow::Owned(p) = &normalized {
+        ledger.normalized = Some(p.clone());
+    }
     let host = host_of(&parts);
     let table = gw.table.load();
     let matched = {
@@ -179,7 +195,8 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
         );
     };
     drop(host);
-    let mut path = normalized.into_owned();
+    // Owned only once a filter rewrites it.
+    let mut path: Cow<'_, str> = normalized;
     let route = matched.route.clone();
     ledger.route = Some(route.clone());
 
@@ -193,7 +210,7 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
             }
             Err(rejection) => {
                 ledger.decision = Some(rejection.reason);
-                let resp = rejection.respond(&ledger.path, &ledger.request_id);
+                let resp = rejection.respond(ledger.path(), &ledger.request_id);
                 return finish(&gw, ledger, resp);
             }
         },
@@ -202,14 +219,14 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
 
     // Request filters: default filters first, then the route's, in declaration order.
     let mut stripped = String::new();
-    let mut max_body: Option<u64> = None;
+    let mut max_body: Option<u64> = gw.config.max_body_bytes;
     for f in table.default_filters.iter().chain(route.filters.iter()) {
         match f {
             Filter::StripPrefix(_)
             | Filter::PrefixPath(_)
             | Filter::RewritePath { .. }
             | Filter::SetPath(_) => {
-                filter::rewrite_path(f, &mut path, &matched.captures, &mut stripped);
+                filter::rewrite_path(f, path.to_mut(), &matched.captures, &mut stripped);
             }
             Filter::AddRequestHeader(n, v) => {
                 parts.headers.append(n, v.clone());
@@ -248,7 +265,7 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
             StatusCode::PAYLOAD_TOO_LARGE,
             "request_too_large",
             &msg,
-            &ledger.path,
+            ledger.path(),
             &id,
         );
         if let Ok(v) = HeaderValue::from_str(&msg) {
@@ -288,7 +305,7 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 "rate limit exceeded",
-                &ledger.path,
+                ledger.path(),
                 &id,
             );
             rate_limit_headers(
@@ -598,16 +615,28 @@ async fn attempt(
     timeout: Duration,
     h2c: bool,
 ) -> Attempt {
-    let mut uri = String::with_capacity(path.len() + 64);
-    uri.push_str(endpoint.scheme.as_str());
-    uri.push_str("://");
-    uri.push_str(endpoint.authority.as_str());
-    uri.push_str(path);
-    if let Some(q) = parts.uri.query() {
-        uri.push('?');
-        uri.push_str(q);
-    }
-    let Ok(uri) = Uri::try_from(uri) else {
+    // An unchanged path reuses the request's own path-and-query (a shared buffer): no copy, no parse.
+    let path_and_query = match parts.uri.path_and_query() {
+        Some(pq) if pq.path() == path => Ok(pq.clone()),
+        _ => {
+            let mut pq =
+                String::with_capacity(path.len() + 1 + parts.uri.query().map_or(0, str::len));
+            pq.push_str(path);
+            if let Some(q) = parts.uri.query() {
+                pq.push('?');
+                pq.push_str(q);
+            }
+            http::uri::PathAndQuery::try_from(pq)
+        }
+    };
+    let mut uri = http::uri::Parts::default();
+    uri.scheme = Some(endpoint.scheme.clone());
+    uri.authority = Some(endpoint.authority.clone());
+    let Ok(path_and_query) = path_and_query else {
+        return Attempt::Failed("cannot build upstream URI".into());
+    };
+    uri.path_and_query = Some(path_and_query);
+    let Ok(uri) = Uri::from_parts(uri) else {
         return Attempt::Failed("cannot build upstream URI".into());
     };
     let mut req = Request::new(body);
@@ -661,7 +690,7 @@ async fn forward_once(
         }
     };
     ledger.attempts = 1;
-    ledger.instance = Some(endpoint.authority.to_string());
+    ledger.instance = Some(Instance::Addr(endpoint.authority.clone()));
     let t = Instant::now();
     let result = attempt(
         gw,
@@ -792,7 +821,7 @@ async fn forward_to_service(
         drop(refs);
         ledger.attempts += 1;
         let id = pick.id().clone();
-        ledger.instance = Some(id.to_string());
+        ledger.instance = Some(Instance::Id(id.clone()));
         let result = attempt(
             gw,
             pick.endpoint(),
@@ -965,12 +994,13 @@ fn finish(gw: &Gateway, ledger: Ledger, resp: Response<Body>) -> Response<Body> 
             .map_or(0, |d| d.as_millis() as u64);
         gw.access_log.record(AccessEntry {
             ts,
-            request_id: ledger.request_id.to_str().unwrap_or("").to_owned(),
-            route: ledger.route.as_ref().map(|r| r.id.to_string()),
-            service: ledger.service.map(|s| s.to_string()),
+            request_id: ledger.request_id,
+            route: ledger.route.as_ref().map(|r| r.id.clone()),
+            service: ledger.service,
             instance: ledger.instance,
-            method: ledger.method.to_string(),
-            path: ledger.path,
+            method: ledger.method,
+            path: ledger.normalized,
+            uri: ledger.uri,
             status,
             bytes: resp
                 .headers()
@@ -979,7 +1009,7 @@ fn finish(gw: &Gateway, ledger: Ledger, resp: Response<Body>) -> Response<Body> 
                 .and_then(|v| v.parse().ok()),
             total_ms: total.as_secs_f64() * 1000.0,
             upstream_ms: ledger.upstream.map(|d| d.as_secs_f64() * 1000.0),
-            client: ledger.client.to_string(),
+            client: ledger.client,
             attempts: ledger.attempts,
             decision: ledger.decision,
         });

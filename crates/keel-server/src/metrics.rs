@@ -87,40 +87,47 @@ impl HttpMetrics {
         }
     }
 
-    fn record(&self, component: &'static str, status: http::StatusCode, seconds: f64) {
-        let status = match status.as_u16() {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
+    /// One component's handles, resolved once so requests never take the families' locks.
+    pub(crate) fn recorder(&self, component: &'static str) -> Recorder {
+        let class = |status| {
+            let labels = HttpLabels { component, status };
+            (
+                self.requests.get_or_create_owned(&labels),
+                self.duration.get_or_create_owned(&labels),
+            )
         };
-        let labels = HttpLabels { component, status };
-        self.requests.get_or_create(&labels).inc();
-        self.duration.get_or_create(&labels).observe(seconds);
+        Recorder {
+            in_flight: self
+                .in_flight
+                .get_or_create_owned(&ComponentLabel { component }),
+            by_class: Arc::new([
+                class("1xx"),
+                class("2xx"),
+                class("3xx"),
+                class("4xx"),
+                class("5xx"),
+            ]),
+        }
     }
 }
 
-/// Middleware state: which component this router belongs to.
+/// Middleware state: one component's metric handles.
 #[derive(Clone, Debug)]
 pub(crate) struct Recorder {
-    pub(crate) component: &'static str,
-    pub(crate) metrics: HttpMetrics,
+    in_flight: Gauge,
+    /// Request counter and duration histogram per status class, 1xx to 5xx.
+    by_class: Arc<[(Counter, Histogram); 5]>,
 }
 
 pub(crate) async fn record(State(rec): State<Recorder>, request: Request, next: Next) -> Response {
     let started = tokio::time::Instant::now();
-    let gauge = rec.metrics.in_flight.get_or_create_owned(&ComponentLabel {
-        component: rec.component,
-    });
-    gauge.inc();
+    rec.in_flight.inc();
     let response = next.run(request).await;
-    gauge.dec();
-    rec.metrics.record(
-        rec.component,
-        response.status(),
-        started.elapsed().as_secs_f64(),
-    );
+    rec.in_flight.dec();
+    let class = usize::from((response.status().as_u16() / 100).clamp(1, 5) - 1);
+    let (requests, duration) = &rec.by_class[class];
+    requests.inc();
+    duration.observe(started.elapsed().as_secs_f64());
     response
 }
 

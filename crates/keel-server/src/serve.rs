@@ -52,16 +52,17 @@ pub fn app(component: &'static str, router: Router, common: &Common) -> Router {
                 .route("/actuator/prometheus", get(prometheus))
                 .with_state(common.metrics.clone()),
         );
-    let recorder = Recorder {
-        component,
-        metrics: common.http_metrics.clone(),
-    };
+    let recorder: Recorder = common.http_metrics.recorder(component);
+    let mut router = router.merge(actuator);
+    // `usize::MAX`: the component enforces its own body limits (the gateway's are per route).
+    if common.limits.max_body_bytes != usize::MAX {
+        router = router
+            // Rejects a declared Content-Length over the limit before any byte is read…
+            .layer(RequestBodyLimitLayer::new(common.limits.max_body_bytes))
+            // …and makes axum's body extractors stop at the same limit for chunked bodies.
+            .layer(DefaultBodyLimit::max(common.limits.max_body_bytes));
+    }
     router
-        .merge(actuator)
-        // Rejects a declared Content-Length over the limit before any byte is read…
-        .layer(RequestBodyLimitLayer::new(common.limits.max_body_bytes))
-        // …and makes axum's body extractors stop at the same limit for chunked bodies.
-        .layer(DefaultBodyLimit::max(common.limits.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(recorder, record))
         .layer(TraceLayer::new_for_http())
 }
@@ -103,6 +104,78 @@ pub async fn serve_tls(
     tls: tokio_rustls::TlsAcceptor,
 ) {
     serve_with(listener, router, common, Some(tls)).await;
+}
+
+/// [`serve`] (or [`serve_tls`]) on `workers` threads, each running its own single-threaded runtime
+/// that accepts from the same socket. A connection, its requests and whatever they start (the
+/// gateway's upstream connections, kept in per-thread pools) stay on one thread, as in nginx's
+/// workers, so no request pays for waking another thread. Returns when every worker has drained.
+pub async fn serve_workers(
+    listener: BoundListener,
+    router: Router,
+    common: &Common,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    workers: usize,
+) {
+    let BoundListener {
+        component,
+        listener,
+        local_addr,
+    } = listener;
+    let std_listener = match listener.into_std() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(component, error = %e, "cannot hand the listener to workers");
+            return;
+        }
+    };
+    let mut done = Vec::new();
+    for n in 0..workers.max(1) {
+        let socket = match std_listener.try_clone() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(component, error = %e, "cannot share the listener with a worker");
+                break;
+            }
+        };
+        let (router, common, tls) = (router.clone(), common.clone(), tls.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let spawned = std::thread::Builder::new()
+            .name(format!("{component}-worker-{n}"))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(component, error = %e, "worker runtime failed to start");
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    match tokio::net::TcpListener::from_std(socket) {
+                        Ok(listener) => {
+                            let bound = BoundListener {
+                                component,
+                                listener,
+                                local_addr,
+                            };
+                            serve_with(bound, router, &common, tls).await;
+                        }
+                        Err(e) => tracing::error!(component, error = %e, "worker cannot listen"),
+                    }
+                });
+                let _ = tx.send(());
+            });
+        match spawned {
+            Ok(_) => done.push(rx),
+            Err(e) => tracing::error!(component, error = %e, "cannot start a worker thread"),
+        }
+    }
+    for rx in done {
+        let _ = rx.await;
+    }
 }
 
 async fn serve_with(

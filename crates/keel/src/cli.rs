@@ -214,6 +214,18 @@ pub struct GatewayArgs {
     /// http://127.0.0.1:8761]
     #[arg(long, value_name = "URL")]
     pub registry_url: Option<String>,
+    /// Register in this registry as KEEL-GATEWAY (so the dashboard finds it); comma-separated
+    /// Eureka service URLs. [setting: gateway.registry-url]
+    #[arg(long, value_name = "URLS")]
+    pub registry: Option<String>,
+    /// Largest request body proxied, e.g. `10MiB`; unset: no gateway-wide limit (routes use
+    /// RequestSize). Independent of http.max-body-bytes. [setting: gateway.max-body-bytes]
+    #[arg(long, value_name = "SIZE")]
+    pub max_body_bytes: Option<String>,
+    /// Threads serving the proxy, each with its own runtime and upstream pools; 0: one per CPU.
+    /// [setting: gateway.workers, default 0]
+    #[arg(long, value_name = "N")]
+    pub workers: Option<String>,
     #[command(flatten)]
     pub server: ServerFlags,
 }

@@ -186,16 +186,24 @@ pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Res
     let mut bound = Vec::new();
     let mut registry_addr: Option<SocketAddr> = None;
     let mut config_addr: Option<SocketAddr> = None;
+    let mut gateway_addr: Option<SocketAddr> = None;
     for p in planned {
         let listener = keel_server::bind(p.name, p.addr)
             .await
             .with_context(|| format!("start {}", p.name))?;
+        let mut limits = settings.limits;
+        if p.name == "gateway" {
+            // The gateway enforces its own body limit (gateway.max-body-bytes, routes' RequestSize);
+            // http.max-body-bytes keeps capping every other component.
+            limits.max_body_bytes = usize::MAX;
+            gateway_addr = Some(listener.local_addr);
+        }
         let common = Common {
             shutdown: shutdown.clone(),
             health: p.health,
             metrics: metrics.clone(),
             http_metrics: http_metrics.clone(),
-            limits: settings.limits,
+            limits,
         };
         if p.name == "registry" {
             registry_addr = Some(listener.local_addr);
@@ -214,36 +222,62 @@ pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Res
             None => settings.registry_url.clone(),
         };
         gateway.follow_registry(&url)?;
+        // Routes from the config centre: the in-process config server in standalone mode.
+        if let Some(application) = &settings.gateway_config_routes {
+            let url = config_addr.map_or_else(|| settings.config_url.clone(), local_url);
+            let mut source = keel_gateway::ConfigRoutes::new(url);
+            source.application = application.clone();
+            gateway.follow_config(source);
+        }
     }
 
     // The config server registers in `config.registry-url`, or in standalone mode in the
     // in-process registry at its bound address.
-    let registration = match (config_addr, &settings.config.registry_url, registry_addr) {
-        (Some(bound), Some(urls), _) => Some(crate::self_registration::start(
-            urls,
-            bound,
+    let mut registrations = Vec::new();
+    let components = [
+        (
+            crate::self_registration::CONFIG_SERVER,
+            config_addr,
+            &settings.config.registry_url,
             &settings.config_url,
-        )?),
-        (Some(bound), None, Some(registry)) => Some(crate::self_registration::start(
-            &format!("{}/eureka/", local_url(registry)),
-            bound,
-            &settings.config_url,
-        )?),
-        _ => None,
-    };
+        ),
+        (
+            crate::self_registration::GATEWAY,
+            gateway_addr,
+            &settings.gateway_registry_url,
+            &settings.gateway_url,
+        ),
+    ];
+    for (who, bound, urls, public_url) in components {
+        let urls = match (bound, urls, registry_addr) {
+            (Some(_), Some(urls), _) => urls.clone(),
+            (Some(_), None, Some(registry)) => format!("{}/eureka/", local_url(registry)),
+            _ => continue,
+        };
+        if let Some(bound) = bound {
+            registrations.push(crate::self_registration::start(
+                who, &urls, bound, public_url,
+            )?);
+        }
+    }
 
     let signal = shutdown.clone();
     tokio::spawn(async move {
-        match registration {
+        if registrations.is_empty() {
+            signal.on_signal().await;
+        } else {
             // Deregistered (DOWN, then cancel) before readiness drops and listeners close, so
-            // discovery-first clients stop picking this server first and an in-process
+            // discovery-first clients stop picking these components first and an in-process
             // registry is still there to hear it.
-            Some(agent) => {
-                wait_for_signal().await;
-                crate::self_registration::stop(agent).await;
-                signal.begin().await;
+            wait_for_signal().await;
+            let stops: Vec<_> = registrations
+                .into_iter()
+                .map(|r| tokio::spawn(crate::self_registration::stop(r)))
+                .collect();
+            for stop in stops {
+                let _ = stop.await;
             }
-            None => signal.on_signal().await,
+            signal.begin().await;
         }
     });
     // TLS termination for the gateway's listener; certificates are re-read when their files change.
@@ -275,16 +309,18 @@ pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Res
     }
     let mut tasks = tokio::task::JoinSet::new();
     for (listener, app, common) in bound {
-        match &gateway_tls {
-            Some(tls) if listener.component == "gateway" => {
-                let tls = tls.clone();
-                tasks.spawn(
-                    async move { keel_server::serve_tls(listener, app, &common, tls).await },
-                );
-            }
-            _ => {
-                tasks.spawn(async move { keel_server::serve(listener, app, &common).await });
-            }
+        if listener.component == "gateway" {
+            // nginx-style workers: a thread and runtime each, with their own upstream pools.
+            let tls = gateway_tls.clone();
+            let workers = match settings.gateway_workers {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n => n,
+            };
+            tasks.spawn(async move {
+                keel_server::serve_workers(listener, app, &common, tls, workers).await
+            });
+        } else {
+            tasks.spawn(async move { keel_server::serve(listener, app, &common).await });
         }
     }
     while let Some(joined) = tasks.join_next().await {

@@ -1,5 +1,6 @@
-//! The config server's own registration as `CONFIGSERVER`, the service id Spring's
-//! discovery-first config clients look up, through the SDK's registration agent.
+//! Keel's own components in the registry, through the SDK's registration agent: the config
+//! server as `CONFIGSERVER` (the service id Spring's discovery-first config clients look up) and
+//! the gateway as `KEEL-GATEWAY` (so the dashboard finds it).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,37 +9,61 @@ use anyhow::Context;
 use keel_client::{InstanceConfig, RegistrationAgent, RegistrationConfig, RegistryUrls};
 use keel_eureka::AppName;
 
-/// Spring Cloud Config's `spring.cloud.config.discovery.service-id` default, upper-cased as
-/// Eureka stores application names.
-pub const SERVICE_ID: &str = "CONFIGSERVER";
+/// A component that registers itself.
+#[derive(Clone, Copy, Debug)]
+pub struct SelfId {
+    /// The app name, upper-cased as Eureka stores application names.
+    pub service_id: &'static str,
+    /// The setting naming its registries, for error messages.
+    pub setting: &'static str,
+    /// The component, for log lines.
+    pub what: &'static str,
+}
+
+/// Spring Cloud Config's `spring.cloud.config.discovery.service-id` default.
+pub const CONFIG_SERVER: SelfId = SelfId {
+    service_id: "CONFIGSERVER",
+    setting: "config.registry-url",
+    what: "config server",
+};
+
+/// The gateway, as the dashboard looks it up.
+pub const GATEWAY: SelfId = SelfId {
+    service_id: "KEEL-GATEWAY",
+    setting: "gateway.registry-url",
+    what: "gateway",
+};
 
 /// How long shutdown waits for the DOWN-then-cancel pair before going on without it.
 pub const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Starts registering the config server bound at `bound` in `registries`. Bound to an
-/// unspecified address, it advertises the host of `public_url` (`config.url`), which is where
-/// the operator says clients reach it.
+/// Starts registering the component `who` bound at `bound` in `registries`. Bound to an
+/// unspecified address, it advertises the host of `public_url` (`config.url`, `gateway.url`),
+/// which is where the operator says clients reach it.
 pub fn start(
+    who: SelfId,
     registries: &str,
     bound: SocketAddr,
     public_url: &str,
-) -> anyhow::Result<RegistrationAgent> {
+) -> anyhow::Result<(SelfId, RegistrationAgent)> {
     let urls = RegistryUrls::parse_list(registries)
-        .with_context(|| format!("config.registry-url {registries:?}"))?;
+        .with_context(|| format!("{} {registries:?}", who.setting))?;
     let host = advertised_host(bound, public_url);
-    let app = AppName::parse(SERVICE_ID).context("CONFIGSERVER is a valid app name")?;
+    let app = AppName::parse(who.service_id)
+        .with_context(|| format!("{} is a valid app name", who.service_id))?;
     let instance = InstanceConfig::new(app, &host, bound.port());
-    tracing::info!(registry = %registries, host = %host, port = bound.port(), "registering the config server as {SERVICE_ID}");
-    RegistrationAgent::start(RegistrationConfig::new(urls, instance))
-        .context("start the config server's registration")
+    tracing::info!(registry = %registries, host = %host, port = bound.port(), "registering the {} as {}", who.what, who.service_id);
+    let agent = RegistrationAgent::start(RegistrationConfig::new(urls, instance))
+        .with_context(|| format!("start the {}'s registration", who.what))?;
+    Ok((who, agent))
 }
 
 /// Status DOWN, then cancel, within [`DEREGISTER_TIMEOUT`]; failures are logged, not fatal.
-pub async fn stop(agent: RegistrationAgent) {
+pub async fn stop((who, agent): (SelfId, RegistrationAgent)) {
     match tokio::time::timeout(DEREGISTER_TIMEOUT, agent.deregister()).await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "config server deregistration failed"),
-        Err(_) => tracing::warn!("config server deregistration timed out"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "{} deregistration failed", who.what),
+        Err(_) => tracing::warn!("{} deregistration timed out", who.what),
     }
 }
 

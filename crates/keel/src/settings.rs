@@ -61,6 +61,11 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("gateway.admin-bind", None),
     ("gateway.tls-cert", None),
     ("gateway.tls-key", None),
+    ("gateway.max-body-bytes", None),
+    ("gateway.workers", Some("0")),
+    ("gateway.config-routes", Some("true")),
+    ("gateway.config-application", Some("keel-gateway")),
+    ("gateway.registry-url", None),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +108,14 @@ pub struct Settings {
     pub gateway_admin_bind: Option<SocketAddr>,
     /// Certificate/key pairs the gateway terminates TLS with (SNI picks one); empty: plain HTTP.
     pub gateway_tls: Vec<keel_gateway::CertPair>,
+    /// Threads serving the gateway's listener, each with its own runtime and upstream pools;
+    /// 0: one per CPU.
+    pub gateway_workers: usize,
+    /// Follow the `gateway.config-application` routes in the config centre (`config.url`, or the
+    /// in-process config server in standalone mode).
+    pub gateway_config_routes: Option<String>,
+    /// Register the gateway as KEEL-GATEWAY in these registries (standalone: the in-process one).
+    pub gateway_registry_url: Option<String>,
 }
 
 /// Where a value came from, for error messages.
@@ -366,6 +379,15 @@ impl Settings {
             gateway: gateway_config(&layers)?,
             gateway_admin_bind: layers.get("gateway.admin-bind")?,
             gateway_tls: gateway_tls(&layers)?,
+            gateway_workers: layers.require("gateway.workers")?,
+            gateway_config_routes: if layers.require::<bool>("gateway.config-routes")? {
+                layers.get("gateway.config-application")?
+            } else {
+                None
+            },
+            gateway_registry_url: layers
+                .get::<String>("gateway.registry-url")?
+                .filter(|u| !u.is_empty()),
         })
     }
 }
@@ -403,6 +425,10 @@ fn gateway_config(layers: &Layers) -> Result<keel_gateway::GatewayConfig, Settin
             .filter(|t| !t.is_empty()),
         admin_separate: layers.get::<SocketAddr>("gateway.admin-bind")?.is_some(),
         tls: !gateway_tls(layers)?.is_empty(),
+        max_body_bytes: layers
+            .get::<ByteSize>("gateway.max-body-bytes")?
+            .map(|b| b.0 as u64)
+            .filter(|b| *b > 0),
         ..keel_gateway::GatewayConfig::default()
     })
 }
@@ -686,6 +712,13 @@ fn flags(cli: &Cli) -> Vec<(&'static str, &'static str, Option<String>)> {
                     a.trusted_proxies.clone(),
                 ),
                 ("registry.url", "--registry-url", a.registry_url.clone()),
+                ("gateway.registry-url", "--registry", a.registry.clone()),
+                (
+                    "gateway.max-body-bytes",
+                    "--max-body-bytes",
+                    a.max_body_bytes.clone(),
+                ),
+                ("gateway.workers", "--workers", a.workers.clone()),
             ]);
             server(&mut out, &a.server);
         }

@@ -1,7 +1,8 @@
 //! Gateway integration tests over real sockets; backends are small in-process hyper servers.
 
-mod config_routes;
 mod auth;
+mod config_routes;
+mod limits;
 mod protocols;
 mod registry;
 mod reload;
