@@ -219,9 +219,10 @@ pub struct GatewayArgs {
     #[arg(long, value_name = "URLS")]
     pub registry: Option<String>,
     /// Largest request body proxied, e.g. `10MiB`; unset: no gateway-wide limit (routes use
-    /// RequestSize). Independent of http.max-body-bytes. [setting: gateway.max-body-bytes]
+    /// RequestSize). Independent of --max-body-bytes (http.max-body-bytes), which does not apply
+    /// to proxied requests. [setting: gateway.max-body-bytes]
     #[arg(long, value_name = "SIZE")]
-    pub max_body_bytes: Option<String>,
+    pub max_proxied_body: Option<String>,
     /// Threads serving the proxy, each with its own runtime and upstream pools; 0: one per CPU.
     /// [setting: gateway.workers, default 0]
     #[arg(long, value_name = "N")]

@@ -715,8 +715,8 @@ fn flags(cli: &Cli) -> Vec<(&'static str, &'static str, Option<String>)> {
                 ("gateway.registry-url", "--registry", a.registry.clone()),
                 (
                     "gateway.max-body-bytes",
-                    "--max-body-bytes",
-                    a.max_body_bytes.clone(),
+                    "--max-proxied-body",
+                    a.max_proxied_body.clone(),
                 ),
                 ("gateway.workers", "--workers", a.workers.clone()),
             ]);

@@ -4,6 +4,7 @@ mod cli;
 mod config_registration;
 mod ctl;
 mod demo_config;
+mod gateway_registration;
 mod sdk;
 mod standalone;
 mod tidy;
