@@ -54,11 +54,13 @@ pub struct Hop<'a> {
 }
 
 fn append_or_set(out: &mut HeaderMap, name: &'static str, trusted: bool, value: &str) {
-    let joined = match out.get(name).and_then(|v| v.to_str().ok()) {
-        Some(prev) if trusted && !prev.is_empty() => format!("{prev}, {value}"),
-        _ => value.to_owned(),
+    let v = match out.get(name).and_then(|v| v.to_str().ok()) {
+        Some(prev) if trusted && !prev.is_empty() => {
+            HeaderValue::from_str(&format!("{prev}, {value}"))
+        }
+        _ => HeaderValue::from_str(value),
     };
-    if let Ok(v) = HeaderValue::from_str(&joined) {
+    if let Ok(v) = v {
         out.insert(name, v);
     }
 }

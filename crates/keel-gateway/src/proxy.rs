@@ -98,9 +98,13 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
     {
         return v.clone();
     }
-    let id = format!("{:032x}", fastrand::u128(..));
+    let mut id = [0u8; 32];
+    let n = fastrand::u128(..);
+    for (i, b) in id.iter_mut().enumerate() {
+        *b = b"0123456789abcdef"[((n >> (124 - 4 * i)) & 0xf) as usize];
+    }
     // 32 hex digits are always a valid header value.
-    HeaderValue::from_str(&id).expect("hex is a valid header value")
+    HeaderValue::from_bytes(&id).expect("hex is a valid header value")
 }
 
 /// Serves one request arriving from `peer`.
