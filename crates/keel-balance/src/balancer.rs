@@ -27,6 +27,10 @@ pub struct Balancer<T> {
     origin: Instant,
     snapshot: ArcSwap<Snapshot<T>>,
     cursor: AtomicUsize,
+    /// `config.decay` and `config.slow_start` in nanoseconds, converted once: `Duration::as_nanos` is a
+    /// u128 and its conversion to f64 a library call, too slow for every pick.
+    decay_ns: f64,
+    slow_start_ns: u64,
 }
 
 /// A chosen instance. Report the result with [`Balancer::success`] or [`Balancer::failure`]; dropping it
@@ -71,6 +75,8 @@ impl<T> Balancer<T> {
                 local: Vec::new(),
             }),
             cursor: AtomicUsize::new(fastrand::usize(..1000)),
+            decay_ns: config.decay.as_nanos() as f64,
+            slow_start_ns: config.slow_start.as_nanos() as u64,
             config,
         };
         let default_rtt = b.config.default_rtt.as_nanos() as f64;
@@ -173,8 +179,8 @@ impl<T> Balancer<T> {
     /// Slow-start ramp in (0.1, 1].
     #[inline]
     fn warmth(&self, i: &Instance<T>, now: u64) -> f64 {
-        let ramp = self.config.slow_start.as_nanos() as u64;
         let from = i.warm_from.load(Ordering::Relaxed);
+        let ramp = self.slow_start_ns;
         let age = now.saturating_sub(from);
         if from == WARM || ramp == 0 || age >= ramp {
             1.0
@@ -188,7 +194,7 @@ impl<T> Balancer<T> {
     fn cost(&self, i: &Instance<T>, now: u64) -> f64 {
         let rtt = f64::from_bits(i.ewma.load(Ordering::Relaxed));
         let idle = now.saturating_sub(i.last_sample.load(Ordering::Relaxed)) as f64;
-        let decay = self.config.decay.as_nanos() as f64;
+        let decay = self.decay_ns;
         // decay / (decay + idle) approximates exp(-idle / decay) without a libm call on the pick path.
         let rtt = rtt * decay / (decay + idle);
         rtt * f64::from(i.pending.load(Ordering::Relaxed) + 1) / self.warmth(i, now)
@@ -336,8 +342,7 @@ impl<T> Balancer<T> {
             // Peak: a slower sample replaces the estimate at once.
             rtt
         } else {
-            let w =
-                (-(now.saturating_sub(last) as f64) / self.config.decay.as_nanos() as f64).exp();
+            let w = (-(now.saturating_sub(last) as f64) / self.decay_ns).exp();
             old * w + rtt * (1.0 - w)
         };
         i.ewma.store(next.to_bits(), Ordering::Relaxed);

@@ -3,7 +3,8 @@
 //! Run: `cargo bench -p keel-resilience-bench --bench overhead`. Each future is polled by hand with a no-op
 //! waker inside a runtime context, so the figures are the layers' own cost (plus the bare service,
 //! measured as `baseline`). "pending once" futures return `Pending` on the first poll, so the timeout's
-//! timer really registers. Ratios of medians (keel / tower) are printed at the end.
+//! timer really registers. Ratios of medians (keel / tower) are printed at the end, and each keel layer
+//! alone (boxed, so comparable with each other only) plus the whole command as a layer.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -15,8 +16,9 @@ use std::time::{Duration, Instant};
 use std::hint::black_box;
 
 use criterion::Criterion;
-use keel_resilience::layer::{BoxError, BreakerLayer, BulkheadLayer, TimeoutLayer};
-use keel_resilience::{BreakerConfig, Bulkhead, CircuitBreaker};
+use keel_resilience::layer::{BoxError, BreakerLayer, BulkheadLayer, CommandLayer, TimeoutLayer};
+use keel_resilience::{BreakerConfig, Bulkhead, CircuitBreaker, Command, CommandConfig};
+use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceBuilder};
 
 /// Ready at once, or after one `Pending`.
@@ -90,6 +92,39 @@ fn tower_stack() -> impl Service<bool, Response = u64, Error = BoxError, Future:
         .timeout(Duration::from_secs(1))
         .service(Leaf)
 }
+
+/// Each keel layer alone over the bare service, and the whole Hystrix-style command as a layer.
+fn single_layer(which: &str) -> BoxCloneSyncService<bool, u64, BoxError> {
+    let b = ServiceBuilder::new();
+    match which {
+        "breaker" => BoxCloneSyncService::new(
+            b.layer(BreakerLayer::new(Arc::new(CircuitBreaker::new(
+                BreakerConfig::default(),
+            ))))
+            .service(Leaf),
+        ),
+        "bulkhead" => BoxCloneSyncService::new(
+            b.layer(BulkheadLayer::new(Arc::new(Bulkhead::new(1 << 20))))
+                .service(Leaf),
+        ),
+        "timeout" => BoxCloneSyncService::new(
+            b.layer(TimeoutLayer::new(Duration::from_secs(1)))
+                .service(Leaf),
+        ),
+        _ => BoxCloneSyncService::new(
+            b.layer(CommandLayer::new(Command::standalone(
+                "bench",
+                CommandConfig {
+                    max_concurrent_requests: 1 << 20,
+                    ..CommandConfig::default()
+                },
+            )))
+            .service(Leaf),
+        ),
+    }
+}
+
+const SINGLE: [&str; 4] = ["breaker", "bulkhead", "timeout", "command"];
 
 type Samples = Mutex<BTreeMap<String, Vec<f64>>>;
 
@@ -193,6 +228,23 @@ fn bench(c: &mut Criterion, samples: &Samples) {
                 })
             });
         }
+        // Layers alone are boxed (as a type-erased service): compare them with each other, not with the stacks.
+        for which in SINGLE {
+            let id = format!("{mode}/1thread/{which}");
+            g.bench_function(format!("1thread/{which}"), |b| {
+                b.iter_custom(|iters| {
+                    let mut s = single_layer(which);
+                    let mut cx = Context::from_waker(Waker::noop());
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        black_box(one(&mut s, pending_once, &mut cx));
+                    }
+                    let e = start.elapsed();
+                    record(samples, &id, e, iters);
+                    e
+                })
+            });
+        }
         g.finish();
     }
 }
@@ -237,5 +289,16 @@ fn main() {
                 k / t
             );
         }
+        let single: Vec<String> = SINGLE
+            .iter()
+            .filter_map(|w| {
+                m.get(&format!("{mode}/1thread/{w}"))
+                    .map(|v| format!("{w} {v:.1}"))
+            })
+            .collect();
+        println!(
+            "  {mode:<12} one boxed layer each, 1 thread: {}",
+            single.join(", ")
+        );
     }
 }

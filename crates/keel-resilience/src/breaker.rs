@@ -165,6 +165,9 @@ pub struct CircuitBreaker {
     /// Cleared only while half-open with no trial in flight.
     trial_taken: AtomicBool,
     opened_at: AtomicU64,
+    /// When the last error (or slow call) was recorded, plus one (0 = never): lets a success skip the
+    /// health sum when no error can be in the window.
+    last_error: AtomicU64,
     forced: AtomicU8,
     counts: RollingCounts<{ Event::COUNT }>,
     count_window: Option<CountWindow>,
@@ -197,6 +200,7 @@ impl CircuitBreaker {
             state: AtomicU8::new(CLOSED),
             trial_taken: AtomicBool::new(true),
             opened_at: AtomicU64::new(0),
+            last_error: AtomicU64::new(0),
             forced: AtomicU8::new(forced),
             events: broadcast::channel(64).0,
             config,
@@ -305,6 +309,9 @@ impl CircuitBreaker {
         if slow {
             self.counts.add(Event::Slow.index(), 1, now);
         }
+        if outcome.is_error() || slow {
+            self.last_error.store(now + 1, Ordering::Relaxed);
+        }
         if let (Some(cw), false) = (&self.count_window, outcome == Outcome::BadRequest) {
             cw.record(outcome.is_error(), slow);
         }
@@ -368,6 +375,21 @@ impl CircuitBreaker {
 
     #[inline]
     fn should_trip(&self, now: u64) -> bool {
+        // Without an error or slow call inside the time window the rates are zero: skip summing the
+        // buckets (the common, healthy case). Not with a zero threshold, nor with a count window whose
+        // last N calls may reach further back than the time window.
+        let last_error = self.last_error.load(Ordering::Relaxed);
+        let window = self.counts.window_nanos();
+        if self.count_window.is_none()
+            && self.config.error_threshold_percentage > 0
+            && self
+                .config
+                .slow_call
+                .is_none_or(|s| s.rate_threshold_percentage > 0)
+            && (last_error == 0 || now.saturating_sub(last_error - 1) > window)
+        {
+            return false;
+        }
         let h = self.health_at(now);
         if h.total < u64::from(self.config.request_volume_threshold) || h.total == 0 {
             return false;

@@ -47,7 +47,13 @@ impl<const K: usize> RollingCounts<K> {
 
     /// Length of the whole window.
     pub fn window(&self) -> Duration {
-        Duration::from_nanos(self.bucket_nanos * self.buckets.len() as u64)
+        Duration::from_nanos(self.window_nanos())
+    }
+
+    /// Length of the whole window in nanoseconds.
+    #[inline]
+    pub fn window_nanos(&self) -> u64 {
+        self.bucket_nanos * self.buckets.len() as u64
     }
 
     /// Adds `n` to counter `kind` at time `now` (nanoseconds on the caller's monotonic origin).
