@@ -1,7 +1,9 @@
-//! Project automation: `cargo xtask ci` (the README's test command) and `cargo xtask bench <name>`.
+//! Project automation: `cargo xtask ci` (the README's test command), `cargo xtask bench <name>`
+//! and `cargo xtask docker` (the container images).
 
 mod bench;
 mod ci;
+mod docker;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +28,9 @@ enum Task {
     },
     /// Only prepare the test environment (Python venv with the client libraries, nats-server).
     Prepare,
+    /// Build the container images (keel, keel-demo-callee, keel-demo-caller, keel-nats) from
+    /// the static release binaries; Dockerfiles in deploy/, contexts staged in target/docker/.
+    Docker,
     /// Run a benchmark by name; `cargo xtask bench list` shows them.
     Bench {
         name: String,
@@ -43,5 +48,6 @@ fn main() -> anyhow::Result<()> {
         } => ci::run(tests_only, &nextest_args),
         Task::Prepare => ci::prepare().and_then(|_| ci::prepare_nats()).map(|_| ()),
         Task::Bench { name, args } => bench::run(&name, &args),
+        Task::Docker => docker::run(),
     }
 }
