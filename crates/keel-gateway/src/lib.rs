@@ -17,6 +17,7 @@ mod forwarded;
 mod metrics;
 mod path;
 mod pattern;
+mod pool;
 mod predicate;
 mod proxy;
 mod rate_limit;

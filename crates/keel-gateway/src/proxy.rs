@@ -21,6 +21,7 @@ use crate::client;
 use crate::filter::{self, Filter, KeyResolver};
 use crate::forwarded::{self, Hop};
 use crate::path;
+use crate::pool;
 use crate::predicate::RequestView;
 use crate::rate_limit::Decision;
 use crate::respond;
@@ -603,7 +604,7 @@ async fn payload(
 }
 
 enum Attempt {
-    Response(Response<hyper::body::Incoming>),
+    Response(Response<Body>),
     /// The request never reached the upstream (connect failure).
     NotSent(String),
     Failed(String),
@@ -633,25 +634,38 @@ async fn attempt(
             http::uri::PathAndQuery::try_from(pq)
         }
     };
-    let mut uri = http::uri::Parts::default();
-    uri.scheme = Some(endpoint.scheme.clone());
-    uri.authority = Some(endpoint.authority.clone());
     let Ok(path_and_query) = path_and_query else {
         return Attempt::Failed("cannot build upstream URI".into());
     };
+    let upgrade = parts.headers.contains_key(header::UPGRADE);
+    let mut req = Request::new(body);
+    *req.method_mut() = parts.method.clone();
+    *req.headers_mut() = parts.headers.clone();
+    // Plain HTTP/1.1 goes through this worker's own connections; h2c (multiplexed) and upgrades
+    // (the connection leaves the pool) through hyper's pooled client.
+    if !h2c && !upgrade && endpoint.scheme == http::uri::Scheme::HTTP {
+        *req.uri_mut() = Uri::from(path_and_query);
+        let sent = pool::send(&endpoint.authority, req, gw.config.connect_timeout);
+        return match tokio::time::timeout(timeout, sent).await {
+            Ok(Ok(resp)) => Attempt::Response(resp),
+            Ok(Err(pool::PoolError::NotSent(e))) => Attempt::NotSent(e),
+            Ok(Err(pool::PoolError::Failed(e))) => Attempt::Failed(e),
+            Err(_) => Attempt::TimedOut,
+        };
+    }
+    let mut uri = http::uri::Parts::default();
+    uri.scheme = Some(endpoint.scheme.clone());
+    uri.authority = Some(endpoint.authority.clone());
     uri.path_and_query = Some(path_and_query);
     let Ok(uri) = Uri::from_parts(uri) else {
         return Attempt::Failed("cannot build upstream URI".into());
     };
-    let mut req = Request::new(body);
-    *req.method_mut() = parts.method.clone();
     *req.uri_mut() = uri;
-    *req.headers_mut() = parts.headers.clone();
     // Upgrades exist only in HTTP/1.1, whatever the backend otherwise speaks.
-    let h2c = h2c && !req.headers().contains_key(header::UPGRADE);
+    let h2c = h2c && !upgrade;
     let client = client::upstream(gw.config.connect_timeout, h2c);
     match tokio::time::timeout(timeout, client.request(req)).await {
-        Ok(Ok(resp)) => Attempt::Response(resp),
+        Ok(Ok(resp)) => Attempt::Response(resp.map(Body::new)),
         Ok(Err(e)) if e.is_connect() => Attempt::NotSent(error_chain(&e)),
         Ok(Err(e)) => Attempt::Failed(error_chain(&e)),
         Err(_) => Attempt::TimedOut,
@@ -669,8 +683,8 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn into_response(resp: Response<hyper::body::Incoming>) -> Response<Body> {
-    resp.map(Body::new)
+fn into_response(resp: Response<Body>) -> Response<Body> {
+    resp
 }
 
 #[allow(

@@ -20,6 +20,9 @@ impl Gateway {
             Some((m.modified().ok()?, m.len(), hash))
         };
         let mut last = stamp(&path);
+        // A file being rewritten is empty for a moment (truncate, then write); an empty table
+        // would route nothing, so emptiness must be seen twice in a row to count.
+        let mut empty_once = false;
         Some(tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -31,6 +34,11 @@ impl Gateway {
                 if now == last || now.is_none() {
                     continue;
                 }
+                if now.is_some_and(|(_, len, _)| len == 0) && !empty_once {
+                    empty_once = true;
+                    continue;
+                }
+                empty_once = false;
                 last = now;
                 match gw.reload_file() {
                     Ok(()) => {
