@@ -11,6 +11,7 @@
 
 mod client;
 mod connector;
+mod dns;
 mod link;
 mod peer_url;
 mod queue;
@@ -28,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use client::{NODE_HEADER, PeerError, REPLICATION_HEADER};
 pub use connector::{ConnectFuture, PeerConnector, PeerIo, TcpConnector};
+pub use dns::{PeersDns, PeersDnsError};
 pub use link::PeerStatus;
 pub use peer_url::{PeerUrl, PeerUrlError};
 

@@ -15,7 +15,7 @@ mod http;
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use cluster::{
     Cluster, ClusterConfig, ConnectFuture, NODE_HEADER, PeerConnector, PeerError, PeerIo,
-    PeerStatus, PeerUrl, PeerUrlError, REPLICATION_HEADER, TcpConnector,
+    PeerStatus, PeerUrl, PeerUrlError, PeersDns, PeersDnsError, REPLICATION_HEADER, TcpConnector,
 };
 pub use config::{AuthConfig, RegistryConfig, SelfPreservationConfig, UsersFileError};
 pub use engine::{

@@ -120,6 +120,13 @@ pub struct RegistryArgs {
     /// registry.peers]
     #[arg(long, value_name = "URLS")]
     pub peers: Option<String>,
+    /// Find the other registry nodes by DNS: every address record of NAME is a peer on PORT
+    /// (this node's own addresses excluded), re-resolved every 5s. Suits a Compose service
+    /// with replicas, Swarm's `tasks.<service>` and a Kubernetes headless Service. Combines
+    /// with --peers. [setting: registry.peers-dns, e.g. `registry:8761`;
+    /// registry.peers-dns-interval, default 5s]
+    #[arg(long, value_name = "NAME:PORT")]
+    pub peers_dns: Option<String>,
     #[command(flatten)]
     pub server: ServerFlags,
 }

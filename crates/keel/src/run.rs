@@ -92,15 +92,33 @@ pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Res
                 );
                 registry.observe(&health, &mut prometheus);
                 registry.end_streams_on(shutdown.streams_token());
-                if !settings.registry_peers.is_empty() {
+                // Resolved before the cluster starts, so start-up sync copies from them.
+                let dns_peers = match &settings.registry_peers_dns {
+                    Some(dns) => dns.resolve().await.unwrap_or_else(|e| {
+                        tracing::warn!(name = dns.name(), error = %e, "peers DNS lookup failed");
+                        Vec::new()
+                    }),
+                    None => Vec::new(),
+                };
+                if !settings.registry_peers.is_empty() || settings.registry_peers_dns.is_some() {
+                    let mut peers = settings.registry_peers.clone();
+                    peers.extend(dns_peers.iter().cloned());
                     let c = keel_registry::Cluster::start(
                         &registry,
                         keel_registry::ClusterConfig {
-                            peers: settings.registry_peers.clone(),
+                            peers,
                             ..keel_registry::ClusterConfig::default()
                         },
                         Arc::new(keel_registry::TcpConnector),
                     );
+                    if let Some(dns) = &settings.registry_peers_dns {
+                        c.follow_dns(
+                            dns.clone(),
+                            settings.registry_peers.clone(),
+                            dns_peers,
+                            settings.registry_peers_dns_interval,
+                        );
+                    }
                     c.observe(&health);
                     cluster = Some(c);
                 }

@@ -34,6 +34,8 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("registry.self-preservation-threshold", Some("0.85")),
     ("registry.self-preservation-max-hold", Some("5m")),
     ("registry.peers", Some("")),
+    ("registry.peers-dns", None),
+    ("registry.peers-dns-interval", Some("5s")),
     ("config.bind", Some("0.0.0.0:8888")),
     ("config.url", Some("http://127.0.0.1:8888")),
     ("config.git-uri", None),
@@ -98,6 +100,10 @@ pub struct Settings {
     pub registry: keel_registry::RegistryConfig,
     /// Other registry nodes to replicate to and sync from (empty: a single node).
     pub registry_peers: Vec<keel_registry::PeerUrl>,
+    /// A name whose address records are registry peers (all but this node), re-resolved
+    /// every `registry_peers_dns_interval`.
+    pub registry_peers_dns: Option<keel_registry::PeersDns>,
+    pub registry_peers_dns_interval: Duration,
     pub config_bind: SocketAddr,
     pub config_url: String,
     pub config: ConfigSettings,
@@ -371,6 +377,16 @@ impl Settings {
             registry_url: layers.require("registry.url")?,
             registry: registry_config(&layers)?,
             registry_peers: registry_peers(&layers)?,
+            registry_peers_dns: layers
+                .get::<String>("registry.peers-dns")?
+                .filter(|raw| !raw.trim().is_empty())
+                .map(|raw| {
+                    keel_registry::PeersDns::parse(&raw).map_err(|e| {
+                        SettingsError(format!("invalid setting `registry.peers-dns`: {e}"))
+                    })
+                })
+                .transpose()?,
+            registry_peers_dns_interval: layers.require("registry.peers-dns-interval")?,
             config_bind: layers.require("config.bind")?,
             config_url: layers.require("config.url")?,
             config: config_settings(&layers)?,
@@ -692,6 +708,7 @@ fn flags(cli: &Cli) -> Vec<(&'static str, &'static str, Option<String>)> {
                     a.self_preservation.clone(),
                 ),
                 ("registry.peers", "--peers", a.peers.clone()),
+                ("registry.peers-dns", "--peers-dns", a.peers_dns.clone()),
             ]);
             server(&mut out, &a.server);
         }
