@@ -127,6 +127,27 @@ impl RegistryUrls {
         self.urls.len()
     }
 
+    /// The local IP this host reaches the first registry from (a route lookup; nothing is
+    /// sent), or `None` when it cannot be resolved. A service bound to `0.0.0.0` advertises
+    /// this, Spring's `preferIpAddress`: in a container it is the container's address on the
+    /// registry's network, which other containers can reach; on one machine it is 127.0.0.1.
+    pub async fn source_ip(&self) -> Option<std::net::IpAddr> {
+        let url = &self.urls.first()?.eureka;
+        let port = url.port_or_known_default()?;
+        let target = tokio::net::lookup_host((url.host_str()?, port))
+            .await
+            .ok()?
+            .next()?;
+        let any: std::net::SocketAddr = if target.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            ([0u16; 8], 0).into()
+        };
+        let socket = std::net::UdpSocket::bind(any).ok()?;
+        socket.connect(target).ok()?;
+        Some(socket.local_addr().ok()?.ip())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.urls.is_empty()
     }

@@ -21,7 +21,8 @@ struct Flags {
     /// Application name to register.
     #[arg(long, env = "DEMO_APP", default_value = "demo-callee")]
     app: String,
-    /// Host to advertise (defaults to the bound IP).
+    /// Host to advertise (defaults to the bound IP; with 0.0.0.0, the IP this host reaches the
+    /// registry from, so that other containers can reach this one).
     #[arg(long, env = "DEMO_ADVERTISE_HOST")]
     advertise_host: Option<String>,
     /// Heartbeat interval in seconds.
@@ -47,11 +48,18 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let flags = Flags::parse();
+    let registries = keel_client::RegistryUrls::parse_list(&flags.registry)?;
     let running = demo_callee::start(demo_callee::CalleeConfig {
         bind: flags.bind,
-        registries: keel_client::RegistryUrls::parse_list(&flags.registry)?,
+        registries: registries.clone(),
         app: keel_eureka::AppName::parse(&flags.app)?,
-        advertise_host: flags.advertise_host,
+        advertise_host: match flags.advertise_host {
+            Some(host) => Some(host),
+            None if flags.bind.ip().is_unspecified() => {
+                registries.source_ip().await.map(|ip| ip.to_string())
+            }
+            None => None,
+        },
         renewal_interval: Duration::from_secs(flags.renewal_secs),
         config: match &flags.config_url {
             Some(urls) => {
