@@ -29,6 +29,9 @@ pub struct CalleeConfig {
     pub renewal_interval: Duration,
     /// Where the greeting comes from; without it the greeting is always [`DEFAULT_GREETING`].
     pub config: Option<ConfigClientConfig>,
+    /// Serve `POST /chaos/allocate?mb=N`, which allocates and keeps N MiB (the chaos suite's
+    /// memory-limit scenario). Off unless asked for.
+    pub chaos: bool,
 }
 
 /// The greeting without a config centre, or when `demo.greeting` is not set.
@@ -83,6 +86,8 @@ pub async fn start(config: CalleeConfig) -> anyhow::Result<Running> {
         .unwrap_or_else(|| advertised_ip(addr));
     let mut instance = InstanceConfig::new(config.app.clone(), &host, addr.port());
     instance.renewal_interval = config.renewal_interval;
+    // Eureka's ratio (30 s renewals, 90 s leases), so short renewals mean short leases.
+    instance.lease_duration = config.renewal_interval * 3;
     let instance_id = instance.instance_id.to_string();
     let agent = RegistrationAgent::start(RegistrationConfig::new(config.registries, instance))?;
 
@@ -98,7 +103,10 @@ pub async fn start(config: CalleeConfig) -> anyhow::Result<Running> {
         instance_id: instance_id.clone(),
         config: config_client.as_ref().map(ConfigClient::subscribe),
     };
-    let router = Router::new().route("/hello", get(hello)).with_state(state);
+    let mut router = Router::new().route("/hello", get(hello)).with_state(state);
+    if config.chaos {
+        router = router.route("/chaos/allocate", axum::routing::post(allocate));
+    }
     let app = keel_server::app("demo-callee", router, &common);
     let shutdown = common.shutdown.clone();
     let server = tokio::spawn(async move { keel_server::serve(listener, app, &common).await });
@@ -146,4 +154,18 @@ pub fn advertised_ip(addr: SocketAddr) -> String {
     } else {
         addr.ip().to_string()
     }
+}
+
+/// Allocates `mb` MiB, touches every page and never frees it, so a container's memory limit
+/// is reached for real.
+async fn allocate(
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Json<serde_json::Value> {
+    static HELD: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+    let mb: usize = q.get("mb").and_then(|v| v.parse().ok()).unwrap_or(1);
+    for _ in 0..mb {
+        let chunk = vec![0x5a_u8; 1 << 20];
+        HELD.lock().unwrap_or_else(|e| e.into_inner()).push(chunk);
+    }
+    Json(serde_json::json!({ "allocated_mb": mb }))
 }

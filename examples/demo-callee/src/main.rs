@@ -25,7 +25,10 @@ struct Flags {
     /// registry from, so that other containers can reach this one).
     #[arg(long, env = "DEMO_ADVERTISE_HOST")]
     advertise_host: Option<String>,
-    /// Heartbeat interval in seconds.
+    /// Serve POST /chaos/allocate?mb=N (allocates and keeps memory; for the chaos suite only).
+    #[arg(long, env = "DEMO_CHAOS")]
+    chaos: bool,
+    /// Heartbeat interval in seconds (the lease is three intervals).
     #[arg(long, env = "DEMO_RENEWAL_SECS", default_value_t = 30)]
     renewal_secs: u64,
     /// Config centre URLs, comma-separated: the greeting is then the `demo.greeting` setting of
@@ -61,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
             None => None,
         },
         renewal_interval: Duration::from_secs(flags.renewal_secs),
+        chaos: flags.chaos,
         config: match &flags.config_url {
             Some(urls) => {
                 let mut c = keel_client::ConfigClientConfig::new(

@@ -84,6 +84,8 @@ pub async fn start(config: CallerConfig) -> anyhow::Result<Running> {
 
     let mut instance = InstanceConfig::new(config.app.clone(), &host, addr.port());
     instance.renewal_interval = config.renewal_interval;
+    // Eureka's ratio (30 s renewals, 90 s leases), so short renewals mean short leases.
+    instance.lease_duration = config.renewal_interval * 3;
     let agent = RegistrationAgent::start(RegistrationConfig::new(config.registries, instance))?;
 
     let mut prometheus = prometheus_client::registry::Registry::default();
