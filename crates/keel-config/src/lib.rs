@@ -13,6 +13,7 @@ mod http;
 mod monitor;
 mod native;
 mod refresh;
+mod response_cache;
 mod sample;
 mod server;
 mod snapshot;

@@ -61,6 +61,8 @@ pub(crate) struct Inner {
     pub(crate) bus: std::sync::OnceLock<crate::bus::Bus>,
     /// Set by webhooks: announce on the bus after the next reload.
     announce: AtomicBool,
+    /// Rendered responses, keyed by snapshot id among others.
+    pub(crate) responses: crate::response_cache::ResponseCache,
 }
 
 /// A resolved request: what to build the Environment from.
@@ -128,6 +130,7 @@ impl ConfigServer {
             shutdown: shutdown.clone(),
             bus: std::sync::OnceLock::new(),
             announce: AtomicBool::new(false),
+            responses: crate::response_cache::ResponseCache::default(),
             config,
         });
         let server = ConfigServer { inner };
@@ -273,6 +276,9 @@ impl ConfigServer {
             });
         self.inner.state.store(Arc::new(next));
         if changed {
+            // Entries are keyed by snapshot id, so none could be served wrongly; this only
+            // frees what no request will ask for again.
+            self.inner.responses.clear();
             let state = self.inner.state.load_full();
             tracing::info!(
                 labels = ?state.labels.iter().map(|(k, v)| format!("{k}={}", short(&v.served.id))).collect::<Vec<_>>(),

@@ -4,8 +4,10 @@ use std::hash::{Hash, Hasher};
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use bytes::Bytes;
 
 use crate::error::ServeError;
+use crate::response_cache::{Format, Key, Rendered};
 use crate::server::ConfigServer;
 
 const V2: &str = "application/vnd.spring-cloud.config-server.v2+json";
@@ -17,9 +19,23 @@ pub(crate) async fn environment(
     label: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<Response, ServeError> {
-    let env = server.find_environment(app, profiles, label).await?;
-    let body = env.to_json();
-    let etag = etag(&body);
+    let resolved = server.resolve(app, profiles, label).await?;
+    let key = Key {
+        snapshot: &resolved.snapshot.id,
+        application: app,
+        profiles,
+        label: label.unwrap_or(&server.inner.config.default_label),
+        format: Format::Environment,
+    };
+    let rendered = server.inner.responses.get_or_render(key, || {
+        let body = server.environment(&resolved)?.to_json();
+        let etag = etag(&body);
+        Ok::<_, ServeError>(Rendered {
+            body: Bytes::from(body),
+            etag,
+        })
+    })?;
+    let etag = rendered.etag.clone();
     // The Spring client asks for v2 and checks the media type it gets back; the body is the
     // same (values without origins), which v2 clients accept.
     let content_type = if accepts(headers, V2) {
@@ -32,7 +48,7 @@ pub(crate) async fn environment(
         r.headers_mut().insert(header::ETAG, etag);
         return Ok(r);
     }
-    let mut r = super::text(StatusCode::OK, content_type, body);
+    let mut r = super::text(StatusCode::OK, content_type, rendered.body.clone());
     r.headers_mut().insert(header::ETAG, etag);
     Ok(r)
 }

@@ -5,6 +5,7 @@ use axum::response::Response;
 use keel_properties::render;
 
 use crate::error::ServeError;
+use crate::response_cache::{Format, Key, Rendered};
 use crate::server::ConfigServer;
 
 pub(crate) async fn flat(
@@ -21,23 +22,36 @@ pub(crate) async fn flat(
         .filter(|(n, p)| !n.is_empty() && !p.is_empty())
         .ok_or_else(|| ServeError::NotFound(file.to_owned()))?;
     let resolve = super::query_param(query, "resolvePlaceholders").is_none_or(|v| v != "false");
-    let env = server.find_environment(name, profiles, label).await?;
-    let bad = |e: render::InvalidKey| ServeError::BadRequest(e.to_string());
-    Ok(match ext {
-        ".properties" => super::text(
-            StatusCode::OK,
-            "text/plain;charset=UTF-8",
-            render::properties(&env, resolve),
-        ),
-        ".json" => super::text(
-            StatusCode::OK,
-            "application/json",
-            render::json(&env, resolve).map_err(bad)?,
-        ),
-        _ => super::text(
-            StatusCode::OK,
-            "text/plain;charset=UTF-8",
-            render::yaml(&env, resolve).map_err(bad)?,
-        ),
-    })
+    let resolved = server.resolve(name, profiles, label).await?;
+    let (format, content_type) = match ext {
+        ".properties" => (Format::Properties { resolve }, "text/plain;charset=UTF-8"),
+        ".json" => (Format::Json { resolve }, "application/json"),
+        _ => (Format::Yaml { resolve }, "text/plain;charset=UTF-8"),
+    };
+    let key = Key {
+        snapshot: &resolved.snapshot.id,
+        application: name,
+        profiles,
+        label: label.unwrap_or(&server.inner.config.default_label),
+        format,
+    };
+    let rendered = server.inner.responses.get_or_render(key, || {
+        let env = server.environment(&resolved)?;
+        let bad = |e: render::InvalidKey| ServeError::BadRequest(e.to_string());
+        let body = match format {
+            Format::Properties { .. } => render::properties(&env, resolve),
+            Format::Json { .. } => render::json(&env, resolve).map_err(bad)?,
+            _ => render::yaml(&env, resolve).map_err(bad)?,
+        };
+        let etag = super::environment::etag(&body);
+        Ok::<_, ServeError>(Rendered {
+            body: body.into(),
+            etag,
+        })
+    })?;
+    Ok(super::text(
+        StatusCode::OK,
+        content_type,
+        rendered.body.clone(),
+    ))
 }

@@ -290,3 +290,46 @@ async fn bursts_of_webhooks_are_debounced_into_one_fetch() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn cached_reads_and_renderings_follow_a_new_commit() {
+    let repo = base_repo();
+    let server = Server::git(&repo, |_| {}).await;
+    for _ in 0..2 {
+        let env = server.json("/foo/default").await;
+        assert_eq!(value(&env, "foo.name"), Some(&serde_json::json!("first")));
+        assert!(server.get("/foo-default.yml").await.body.contains("first"));
+        assert!(
+            server
+                .get("/main/foo-default.properties")
+                .await
+                .body
+                .contains("foo.name: first")
+        );
+    }
+    let etag_before = server.get("/foo/default").await.head;
+    repo.commit(&[("foo.yml", "foo:\n  name: second\n")], "second");
+    server.webhook().await;
+    eventually(Duration::from_secs(20), "the new value", || async {
+        let env = server.json("/foo/default").await;
+        (value(&env, "foo.name") == Some(&serde_json::json!("second"))).then_some(())
+    })
+    .await;
+    assert!(server.get("/foo-default.yml").await.body.contains("second"));
+    assert!(
+        server
+            .get("/main/foo-default.properties")
+            .await
+            .body
+            .contains("foo.name: second")
+    );
+    let etag_after = server.get("/foo/default").await.head;
+    let tag = |head: &str| {
+        head.lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("etag:"))
+            .map(str::to_owned)
+    };
+    assert_ne!(tag(&etag_before), tag(&etag_after));
+    assert!(tag(&etag_after).is_some());
+    server.stop().await;
+}
