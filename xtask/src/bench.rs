@@ -45,6 +45,19 @@ const BENCHES: &[(&str, &str, &[&str])] = &[
             "--",
         ],
     ),
+    (
+        "config",
+        "keel config vs nginx serving the same JSON (GET /{app}/{profile} req/s, p99), commit+webhook to 1,000 SSE watchers p99, RSS with 1,000 files x 100 commits",
+        &[
+            "run",
+            "--release",
+            "-p",
+            "keel-bench",
+            "--bin",
+            "config",
+            "--",
+        ],
+    ),
 ];
 
 pub fn run(name: &str, args: &[String]) -> anyhow::Result<()> {
