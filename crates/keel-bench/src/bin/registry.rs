@@ -99,7 +99,7 @@ fn start_registry() -> KeelProcess {
     KeelProcess::start(
         &keel_binary(),
         &["registry", "--bind", "127.0.0.1:0"],
-        &[("KEEL_LOG_LEVEL", "warn")],
+        &[],
         &["registry"],
     )
 }
