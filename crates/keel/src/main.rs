@@ -15,6 +15,22 @@ use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `keel health` reads no settings: it is also the healthcheck of SDK services' containers,
+    // whose KEEL_* variables (KEEL_REGISTRY, KEEL_CONFIG_URL) are not Keel's settings.
+    if let Command::Health(args) = &cli.command {
+        return match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt
+                .block_on(ctl::health_check(args))
+                .unwrap_or(ExitCode::FAILURE),
+            Err(e) => {
+                eprintln!("error: cannot start the async runtime: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let settings = match settings::Settings::load(&cli) {
         Ok(settings) => settings,
         Err(e) => {
