@@ -131,6 +131,7 @@ function renderRegistry() {
   const match = (a, i) => !filter || [a.name, i.id, i.zone, i.status, i.host, i.ip, ...Object.entries(i.metadata).flat()]
     .some((v) => v && String(v).toLowerCase().includes(filter));
   const now = reg.now;
+  const anyMeta = apps.some((a) => a.instances.some((i) => Object.keys(i.metadata).length));
   const blocks = apps.map((a) => {
     const rows = a.instances.filter((i) => match(a, i));
     if (rows.length === 0) return null;
@@ -138,7 +139,7 @@ function renderRegistry() {
       h('div', { class: 'app-head' }, h('h4', {}, a.name), h('span', { class: 'count' }, `${a.instances.length} instance${a.instances.length === 1 ? '' : 's'}`)),
       h('table', { 'aria-label': `Instances of ${a.name}` },
         h('thead', {}, h('tr', {}, h('th', {}, 'Instance'), h('th', {}, 'Status'), h('th', {}, 'Zone'), h('th', {}, 'Address'),
-          h('th', {}, 'Lease left'), h('th', {}, 'Last renewal'), h('th', {}, 'Metadata'), h('th', {}, 'Action'))),
+          h('th', {}, 'Lease left'), h('th', {}, 'Last renewal'), anyMeta ? h('th', {}, 'Metadata') : null, h('th', {}, 'Action'))),
         h('tbody', {}, rows.map((i) => {
           const left = i.lease.expiresAt != null ? i.lease.expiresAt - now : null;
           const out = i.status === 'OUT_OF_SERVICE';
@@ -150,7 +151,7 @@ function renderRegistry() {
             h('td', { class: 'num' },
               left === null ? '—' : [h('meter', { min: 0, max: i.lease.durationSecs * 1000, low: i.lease.renewalIntervalSecs * 1000, optimum: i.lease.durationSecs * 1000, value: Math.max(0, left), title: `${i.lease.durationSecs}s lease` }), ' ', left < 0 ? `overdue ${ago(-left)}` : ago(left)]),
             h('td', { class: 'num' }, i.lease.lastRenewal != null ? `${ago(now - i.lease.lastRenewal)} ago` : '—'),
-            h('td', {}, h('div', { class: 'meta' }, Object.entries(i.metadata).map(([k, v]) => h('span', {}, `${k}=${v}`)))),
+            anyMeta ? h('td', {}, h('div', { class: 'meta' }, Object.entries(i.metadata).map(([k, v]) => h('span', {}, `${k}=${v}`)))) : null,
             h('td', {}, h('button', {
               type: 'button', class: out ? '' : 'danger', 'data-key': `status:${a.name}/${i.id}`,
               'aria-label': `${out ? 'Put back in service' : 'Take out of service'}: ${i.id}`,
@@ -175,7 +176,10 @@ function spark(values, cls, max) {
 function renderTraffic() {
   const t = state.traffic;
   if (!t) return;
-  const breakers = t.breakers || [];
+  // Trouble first: open, then half-open, then the busiest.
+  const rank = { OPEN: 0, HALF_OPEN: 1, CLOSED: 2 };
+  const breakers = [...(t.breakers || [])].sort((a, b) => (rank[a.state] ?? 3) - (rank[b.state] ?? 3)
+    || (a.source === b.source ? 0 : a.source === 'service' ? -1 : 1) || b.requestCount - a.requestCount || a.name.localeCompare(b.name));
   replace($('breakers'), breakers.length === 0
     ? h('p', { class: 'empty' }, `No circuit breakers reported yet${(t.streamingHosts || []).length ? '' : ' (no instance serves /hystrix.stream)'}.`)
     : breakers.map((b) => h('article', { class: `card ${b.state}`, 'data-breaker': b.name, 'aria-label': `Breaker ${b.name}: ${b.state}` },
@@ -228,8 +232,9 @@ let lastServed = null;
 function fillSelect(sel, values, current) {
   const want = values.map(String);
   const have = [...sel.options].map((o) => o.value);
+  if (current !== null && current !== undefined && !want.includes(current)) want.push(current);
   if (JSON.stringify(want) !== JSON.stringify(have)) sel.replaceChildren(...want.map((v) => h('option', { value: v }, v || '(default)')));
-  if (current !== null && want.includes(current)) sel.value = current;
+  if (current !== null && current !== undefined) sel.value = current;
 }
 function renderConfig() {
   const c = state.config;
@@ -259,6 +264,8 @@ function renderConfig() {
   if (served !== lastServed) { lastServed = served; loadConfigDetails(); }
 }
 const short = (v) => (v ? String(v).slice(0, 10) : '—');
+// Property sources are repository paths; the file inside the repository is what people recognise.
+const sourceName = (s) => { const m = /\.git\/(.+)$/.exec(s) || /([^/]+)$/.exec(s); return m ? m[1] : s; };
 async function getJson(path) {
   const r = await fetch(path, { credentials: 'same-origin' });
   const data = await r.json().catch(() => ({}));
@@ -272,14 +279,14 @@ async function loadConfigDetails() {
     const m = await getJson(`/keel/v1/dashboard/config/merged?${q}`);
     replace($('config-merged'),
       h('p', { class: 'hint' }, `${m.application} · ${m.profiles.join(',')} · label ${m.label || '(default)'} · version `, h('code', {}, short(m.version)),
-        ` · sources, highest first: ${m.sources.join(' › ') || 'none'}`),
+        ` · sources, highest first: ${m.sources.map(sourceName).join(' › ') || 'none'}`),
       m.entries.length === 0 ? h('p', { class: 'empty' }, 'No properties for this application.')
         : h('table', { 'aria-label': 'Merged configuration' },
           h('thead', {}, h('tr', {}, h('th', {}, 'Key'), h('th', {}, 'Value'), h('th', {}, 'Winning source'))),
           h('tbody', {}, m.entries.map((e) => h('tr', {},
             h('td', { class: 'mono' }, e.key),
             h('td', { class: 'mono' }, typeof e.value === 'string' ? e.value : JSON.stringify(e.value)),
-            h('td', {}, h('div', { class: 'mono' }, e.source), e.shadowed.length ? h('div', { class: 'shadowed' }, `overrides ${e.shadowed.join(', ')}`) : null))))));
+            h('td', { title: e.source }, h('div', { class: 'mono' }, sourceName(e.source)), e.shadowed.length ? h('div', { class: 'shadowed' }, `overrides ${e.shadowed.map(sourceName).join(', ')}`) : null))))));
   } catch (e) { replace($('config-merged'), h('p', { class: 'error' }, `Cannot load: ${e.message}`)); }
   try {
     const hist = await getJson(`/keel/v1/dashboard/config/history?${new URLSearchParams({ app: configPick.app })}`);

@@ -1,5 +1,9 @@
 //! Sessions for the page: a login when credentials are configured, and CSRF protection for
 //! every state-changing request (same-origin `Origin` header and a per-session token).
+#![allow(
+    clippy::result_large_err,
+    reason = "the error is the HTTP response itself, built only when a request is refused"
+)]
 
 use std::collections::HashMap;
 use std::sync::Mutex;

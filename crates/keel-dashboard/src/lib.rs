@@ -161,8 +161,7 @@ impl Dashboard {
         let mut rx = self.inner.frames.subscribe();
         rx.borrow_and_update();
         let _ = rx.changed().await;
-        let frame = rx.borrow().clone();
-        frame
+        rx.borrow().clone()
     }
 
     pub(crate) fn streams_end(&self) -> CancellationToken {

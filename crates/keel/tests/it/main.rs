@@ -3,6 +3,7 @@
 mod cli;
 mod config_registration;
 mod ctl;
+mod dashboard_browser;
 mod demo_config;
 mod gateway_registration;
 mod sdk;

@@ -16,7 +16,7 @@ use keel_test_support::{KeelProcess, eventually, get};
 use crate::{TempDir, keel};
 
 /// The demo binary `name`, built once per test run with the profile `keel` was built with.
-fn demo(name: &str) -> PathBuf {
+pub(crate) fn demo(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     let keel = keel();
     BUILT.get_or_init(|| {
