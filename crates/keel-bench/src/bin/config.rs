@@ -126,7 +126,10 @@ fn service_yaml(name: &str, generation: usize) -> String {
          {name}:\n  generation: {generation}\n  feature:\n"
     );
     for i in 0..12 {
-        s.push_str(&format!("    flag-{i}: {}\n", (i + generation).is_multiple_of(2)));
+        s.push_str(&format!(
+            "    flag-{i}: {}\n",
+            (i + generation).is_multiple_of(2)
+        ));
     }
     s.push_str("  endpoints:\n");
     for i in 0..6 {
