@@ -21,10 +21,7 @@ pub struct KeelProcess {
 /// Extracts `(component, addr)` from a log line containing `<component> listening on http://<addr>`.
 pub fn parse_listening(line: &str) -> Option<(String, SocketAddr)> {
     let idx = line.find(" listening on http://")?;
-    let component = line[..idx]
-        .rsplit([' ', '"'])
-        .next()?
-        .to_owned();
+    let component = line[..idx].rsplit([' ', '"']).next()?.to_owned();
     let rest = &line[idx + " listening on http://".len()..];
     let end = rest
         .find(|c: char| c.is_whitespace() || c == '"')
@@ -233,9 +230,11 @@ pub fn python() -> std::path::PathBuf {
     let python = venv.join("bin/python");
     let requirements = root.join("xtask/python-requirements.txt");
     let marker = venv.join(".keel-requirements");
-    let wanted = std::fs::read_to_string(&requirements).expect("read xtask/python-requirements.txt");
+    let wanted =
+        std::fs::read_to_string(&requirements).expect("read xtask/python-requirements.txt");
     std::fs::create_dir_all(root.join("target")).expect("create target/");
-    let lock = std::fs::File::create(root.join("target/venv.lock")).expect("create target/venv.lock");
+    let lock =
+        std::fs::File::create(root.join("target/venv.lock")).expect("create target/venv.lock");
     lock.lock().expect("lock target/venv.lock");
     if std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str()) {
         return python;
@@ -251,7 +250,14 @@ pub fn python() -> std::path::PathBuf {
         .is_ok_and(|s| s.success());
     assert!(ok, "python3 -m venv {} failed", venv.display());
     let ok = Command::new(&python)
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+        ])
         .arg(&requirements)
         .status()
         .is_ok_and(|s| s.success());

@@ -132,7 +132,11 @@ async fn standalone_gateway_registers_and_routes_from_the_config_centre() {
         || async {
             let r = get(gateway, "/keel/v1/gateway/routes").await.ok()?;
             let v: serde_json::Value = serde_json::from_str(&r.body).ok()?;
-            let demo = v["routes"].as_array()?.iter().find(|r| r["id"] == "demo")?.clone();
+            let demo = v["routes"]
+                .as_array()?
+                .iter()
+                .find(|r| r["id"] == "demo")?
+                .clone();
             Some(demo)
         },
     )

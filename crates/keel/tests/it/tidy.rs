@@ -27,7 +27,12 @@ fn every_rust_file_opens_with_a_module_doc_line() {
     for dir in ["crates", "examples", "xtask"] {
         rust_files(&root.join(dir), &mut files);
     }
-    assert!(files.len() > 50, "found only {} files under {}", files.len(), root.display());
+    assert!(
+        files.len() > 50,
+        "found only {} files under {}",
+        files.len(),
+        root.display()
+    );
     let missing: Vec<_> = files
         .iter()
         .filter(|f| {
@@ -35,5 +40,8 @@ fn every_rust_file_opens_with_a_module_doc_line() {
             !text.starts_with("//!")
         })
         .collect();
-    assert!(missing.is_empty(), "files without a leading `//!` line: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "files without a leading `//!` line: {missing:#?}"
+    );
 }
