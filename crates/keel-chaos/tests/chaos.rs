@@ -23,6 +23,9 @@ struct Row {
 struct Cluster {
     d: Docker,
     cluster_net: String,
+    /// Where the long-lived clients reach every registry node (so they fail over when theirs
+    /// dies); the partition scenario's clients stay on their side network only.
+    app_net: String,
     side: Vec<String>,
     gateway: SocketAddr,
 }
@@ -49,7 +52,11 @@ impl Cluster {
         let peers = self.d.name("peers");
         self.d.run(
             &format!("reg-{i}"),
-            &[(&self.cluster_net, &[&peers]), (&self.side[i], &[])],
+            &[
+                (&self.cluster_net, &[&peers]),
+                (&self.side[i], &[]),
+                (&self.app_net, &[]),
+            ],
             &[
                 "-e",
                 "KEEL_REGISTRY_SELF_PRESERVATION_FLOOR=3",
@@ -62,16 +69,19 @@ impl Cluster {
     }
 
     /// A demo-callee on side network `i`, with limits and a restart policy.
-    fn start_callee(&self, what: &str, i: usize) -> String {
+    fn start_callee(&self, what: &str, i: usize, shared: bool) -> String {
         let registries = format!("KEEL_REGISTRY={}", self.registry_list(i));
         let config = format!(
             "KEEL_CONFIG_URL=http://{}:8888,http://{}:8888",
             self.d.name("config-0"),
             self.d.name("config-1")
         );
+        let side: (&str, &[&str]) = (&self.side[i], &[]);
+        let app: (&str, &[&str]) = (&self.app_net, &[]);
+        let networks = if shared { vec![side, app] } else { vec![side] };
         self.d.run(
             what,
-            &[(&self.side[i], &[])],
+            &networks,
             &[
                 "--memory",
                 "64m",
@@ -180,6 +190,7 @@ async fn chaos_suite() {
     }
     let mut d = Docker::new();
     let cluster_net = d.network("cluster");
+    let app_net = d.network("app");
     let side: Vec<String> = (0..REGISTRIES)
         .map(|i| d.network(&format!("side-{i}")))
         .collect();
@@ -187,10 +198,13 @@ async fn chaos_suite() {
     let c = Cluster {
         d,
         cluster_net,
+        app_net,
         side,
         gateway: SocketAddr::from(([0, 0, 0, 0], 0)),
     };
     let all_sides: Vec<(&str, &[&str])> = c.side.iter().map(|s| (s.as_str(), &[][..])).collect();
+    let mut everywhere = all_sides.clone();
+    everywhere.push((&c.app_net, &[]));
 
     let up = Instant::now();
     for i in 0..REGISTRIES {
@@ -221,7 +235,7 @@ async fn chaos_suite() {
     }
     let gateway = c.d.run(
         "gateway",
-        &all_sides,
+        &everywhere,
         &[],
         "keel:latest",
         &[
@@ -231,7 +245,7 @@ async fn chaos_suite() {
         ],
     );
     let callees: Vec<String> = (0..2)
-        .map(|i| c.start_callee(&format!("callee-{i}"), i))
+        .map(|i| c.start_callee(&format!("callee-{i}"), i, true))
         .collect();
     let c = Cluster {
         gateway: c.d.addr(&gateway, &c.side[0], 8080),
@@ -318,8 +332,8 @@ async fn chaos_suite() {
     // 3. A registry node is partitioned (cluster network only) for longer than a lease.
     let load = Load::start(c.gateway, path, 2, Duration::from_millis(20));
     c.d.cmd(&["network", "disconnect", &c.cluster_net, &c.reg(2)]);
-    let isolated = c.start_callee("callee-p2", 2);
-    let majority = c.start_callee("callee-p0", 0);
+    let isolated = c.start_callee("callee-p2", 2, false);
+    let majority = c.start_callee("callee-p0", 0, false);
     tokio::time::sleep(Duration::from_secs(5)).await;
     eventually(
         DEADLINE,
