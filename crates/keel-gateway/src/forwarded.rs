@@ -2,9 +2,16 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use http::{HeaderMap, HeaderValue, header};
+use http::{HeaderMap, HeaderName, HeaderValue, header};
 
 use crate::predicate::Cidr;
+
+// Parsed once: a header name from a string is validated on every use.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
 
 /// Which peers may tell us who the client is.
 #[derive(Debug, Clone, Default)]
@@ -22,7 +29,7 @@ impl TrustedProxies {
             return peer;
         }
         let mut client = peer;
-        for value in headers.get_all("x-forwarded-for").iter().rev() {
+        for value in headers.get_all(X_FORWARDED_FOR).iter().rev() {
             let Ok(s) = value.to_str() else { return client };
             for part in s.rsplit(',') {
                 match part.trim().parse::<IpAddr>() {
@@ -53,8 +60,8 @@ pub struct Hop<'a> {
     pub prefix: &'a str,
 }
 
-fn append_or_set(out: &mut HeaderMap, name: &'static str, trusted: bool, value: &str) {
-    let v = match out.get(name).and_then(|v| v.to_str().ok()) {
+fn append_or_set(out: &mut HeaderMap, name: HeaderName, trusted: bool, value: &str) {
+    let v = match out.get(&name).and_then(|v| v.to_str().ok()) {
         Some(prev) if trusted && !prev.is_empty() => {
             HeaderValue::from_str(&format!("{prev}, {value}"))
         }
@@ -70,22 +77,22 @@ fn append_or_set(out: &mut HeaderMap, name: &'static str, trusted: bool, value: 
 pub fn apply(out: &mut HeaderMap, hop: &Hop<'_>) {
     let ip = hop.peer.ip();
     let ip_text = ip.to_string();
-    append_or_set(out, "x-forwarded-for", hop.trusted, &ip_text);
-    let keep = |out: &HeaderMap, name: &str| hop.trusted && out.contains_key(name);
-    if !keep(out, "x-forwarded-proto") {
-        out.insert("x-forwarded-proto", HeaderValue::from_static(hop.proto));
+    append_or_set(out, X_FORWARDED_FOR, hop.trusted, &ip_text);
+    let keep = |out: &HeaderMap, name: &HeaderName| hop.trusted && out.contains_key(name);
+    if !keep(out, &X_FORWARDED_PROTO) {
+        out.insert(X_FORWARDED_PROTO, HeaderValue::from_static(hop.proto));
     }
-    if !keep(out, "x-forwarded-host") {
+    if !keep(out, &X_FORWARDED_HOST) {
         match hop.host {
             Some(h) => {
-                out.insert("x-forwarded-host", h.clone());
+                out.insert(X_FORWARDED_HOST, h.clone());
             }
             None => {
-                out.remove("x-forwarded-host");
+                out.remove(X_FORWARDED_HOST);
             }
         }
     }
-    if !keep(out, "x-forwarded-port") {
+    if !keep(out, &X_FORWARDED_PORT) {
         let port = hop
             .host
             .and_then(|h| h.to_str().ok())
@@ -95,14 +102,14 @@ pub fn apply(out: &mut HeaderMap, hop: &Hop<'_>) {
                     .and_then(|(_, p)| p.parse::<u16>().ok())
             })
             .unwrap_or(hop.local_port);
-        out.insert("x-forwarded-port", HeaderValue::from(port));
+        out.insert(X_FORWARDED_PORT, HeaderValue::from(port));
     }
     if hop.prefix.is_empty() {
         if !hop.trusted {
-            out.remove("x-forwarded-prefix");
+            out.remove(X_FORWARDED_PREFIX);
         }
     } else if let Ok(v) = HeaderValue::from_str(hop.prefix) {
-        out.insert("x-forwarded-prefix", v);
+        out.insert(X_FORWARDED_PREFIX, v);
     }
     // RFC 7239: IPv6 addresses are quoted and bracketed.
     let node = if ip.is_ipv6() {
@@ -119,7 +126,7 @@ pub fn apply(out: &mut HeaderMap, hop: &Hop<'_>) {
     if !hop.trusted {
         out.remove(header::FORWARDED);
     }
-    append_or_set(out, "forwarded", hop.trusted, &element);
+    append_or_set(out, header::FORWARDED, hop.trusted, &element);
 }
 
 #[cfg(test)]

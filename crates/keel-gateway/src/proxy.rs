@@ -62,6 +62,11 @@ impl Ledger {
     }
 }
 
+// Parsed once: a header name from a string is validated on every use.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
 const HOP_BY_HOP: [HeaderName; 6] = [
     header::CONNECTION,
     header::TE,
@@ -87,12 +92,12 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     for n in &HOP_BY_HOP {
         h.remove(n);
     }
-    h.remove("keep-alive");
-    h.remove("proxy-connection");
+    h.remove(KEEP_ALIVE);
+    h.remove(PROXY_CONNECTION);
 }
 
 fn request_id(headers: &HeaderMap) -> HeaderValue {
-    if let Some(v) = headers.get("x-request-id")
+    if let Some(v) = headers.get(X_REQUEST_ID)
         && !v.is_empty()
         && v.len() <= 128
         && v.as_bytes().iter().all(|b| b.is_ascii_graphic())
@@ -359,7 +364,7 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
     );
     parts
         .headers
-        .insert("x-request-id", ledger.request_id.clone());
+        .insert(X_REQUEST_ID, ledger.request_id.clone());
 
     let service = match (&route.target, matched.service) {
         (Target::Service(s), _) => Some(s.clone()),
@@ -453,7 +458,7 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
     if let (Some(d), Some(l)) = (limit_decision, &route.limiter) {
         rate_limit_headers(headers, &d, l.spec.replenish_rate, l.spec.requested_tokens);
     }
-    headers.insert("x-request-id", ledger.request_id.clone());
+    headers.insert(X_REQUEST_ID, ledger.request_id.clone());
     if let Some(s) = status_override {
         *resp.status_mut() = s;
     }
