@@ -25,6 +25,8 @@ impl FixedRateResult {
     }
 }
 
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
 
 async fn connect(addr: SocketAddr) -> anyhow::Result<Sender> {
@@ -77,17 +79,17 @@ pub async fn run(
                     errors += 1;
                     continue;
                 };
-                match s.send_request(req).await {
-                    Ok(resp) => {
-                        let ok = resp.status().is_success();
-                        let body = resp.into_body().collect().await;
-                        if ok && body.is_ok() {
-                            latencies.push(intended.elapsed().as_secs_f64() * 1000.0);
-                        } else {
-                            errors += 1;
-                        }
-                    }
-                    Err(_) => {
+                let exchange = async {
+                    let resp = s.send_request(req).await?;
+                    let ok = resp.status().is_success();
+                    resp.into_body().collect().await?;
+                    Ok::<bool, hyper::Error>(ok)
+                };
+                // Bounded: a stalled server costs errors, never a hung harness.
+                match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
+                    Ok(Ok(true)) => latencies.push(intended.elapsed().as_secs_f64() * 1000.0),
+                    Ok(Ok(false)) => errors += 1,
+                    Ok(Err(_)) | Err(_) => {
                         sender = None;
                         errors += 1;
                     }
