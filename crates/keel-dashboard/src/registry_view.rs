@@ -94,7 +94,7 @@ fn instance_view(info: &InstanceInfo) -> InstanceView {
         status: info.status.to_string(),
         overridden_status: info.overridden_status.to_string(),
         zone: info.metadata.get("zone").cloned(),
-        metadata: info.metadata.clone(),
+        metadata: info.metadata.clone().into(),
         home_page_url: info.home_page_url.clone(),
         lease: LeaseView {
             duration_secs: info.lease_info.duration_in_secs,

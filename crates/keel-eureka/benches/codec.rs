@@ -161,8 +161,8 @@ fn peer(apps: &Applications) -> PeerDoc {
                             secure_port: peer_port(i.secure_port),
                             country_id: i.country_id,
                             data_center_info: PeerDataCenter {
-                                class: i.data_center_info.class.clone(),
-                                name: i.data_center_info.name.clone(),
+                                class: i.data_center_info.class.to_string(),
+                                name: i.data_center_info.name.to_string(),
                             },
                             lease_info: PeerLease {
                                 renewal_interval_in_secs: i.lease_info.renewal_interval_in_secs,
@@ -172,7 +172,7 @@ fn peer(apps: &Applications) -> PeerDoc {
                                 eviction_timestamp: i.lease_info.eviction_timestamp,
                                 service_up_timestamp: i.lease_info.service_up_timestamp,
                             },
-                            metadata: i.metadata.clone(),
+                            metadata: i.metadata.clone().into(),
                             home_page_url: i.home_page_url.clone(),
                             status_page_url: i.status_page_url.clone(),
                             health_check_url: i.health_check_url.clone(),

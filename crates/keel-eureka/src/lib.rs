@@ -18,6 +18,7 @@ mod error;
 mod format;
 mod hashcode;
 pub mod json;
+mod metadata;
 mod model;
 mod name;
 mod replication;

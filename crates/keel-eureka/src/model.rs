@@ -1,12 +1,10 @@
 //! The Eureka wire model: `InstanceInfo`, `Application`, `Applications` and their parts.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 
+pub use crate::metadata::Metadata;
 use crate::name::{AppName, InstanceId};
 use crate::status::{ActionType, InstanceStatus};
-
-/// Free-form string metadata. Sorted so encodings are deterministic.
-pub type Metadata = BTreeMap<String, String>;
 
 /// `dataCenterInfo.@class` for `MyOwn` and `Netflix`.
 pub const DEFAULT_DATA_CENTER_CLASS: &str =
@@ -29,10 +27,13 @@ impl Port {
 
 /// Where the instance runs. `name` is `MyOwn`, `Netflix` or `Amazon`; `class` is the Java
 /// class name the Java server and py-eureka-client require (`@class` / `class=`).
+///
+/// Both are almost always one of a few constants, which decoding borrows instead of
+/// allocating them for every instance a registry holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataCenterInfo {
-    pub name: String,
-    pub class: String,
+    pub name: Cow<'static, str>,
+    pub class: Cow<'static, str>,
     /// AmazonInfo's `metadata` (`instance-id`, `availability-zone`, ...); empty otherwise.
     pub metadata: Metadata,
 }
@@ -41,9 +42,31 @@ impl DataCenterInfo {
     /// `MyOwn`, what Spring Cloud and py-eureka-client send off AWS.
     pub fn my_own() -> Self {
         Self {
-            name: "MyOwn".to_owned(),
-            class: DEFAULT_DATA_CENTER_CLASS.to_owned(),
+            name: Cow::Borrowed("MyOwn"),
+            class: Cow::Borrowed(DEFAULT_DATA_CENTER_CLASS),
             metadata: Metadata::new(),
+        }
+    }
+
+    /// `name` as a constant when it is one of Eureka's data-center names.
+    pub fn intern_name(name: String) -> Cow<'static, str> {
+        match ["MyOwn", "Amazon", "Netflix"]
+            .into_iter()
+            .find(|n| *n == name)
+        {
+            Some(n) => Cow::Borrowed(n),
+            None => Cow::Owned(name),
+        }
+    }
+
+    /// `class` as a constant when it is one of the two classes clients send.
+    pub fn intern_class(class: String) -> Cow<'static, str> {
+        match [DEFAULT_DATA_CENTER_CLASS, AMAZON_DATA_CENTER_CLASS]
+            .into_iter()
+            .find(|c| *c == class)
+        {
+            Some(c) => Cow::Borrowed(c),
+            None => Cow::Owned(class),
         }
     }
 

@@ -243,10 +243,10 @@ impl DataCenterWire {
     fn into_model(self, path: &str) -> Result<DataCenterInfo, DecodeError> {
         let class = non_empty(self.class);
         let name = match non_empty(self.name) {
-            Some(n) => n,
+            Some(n) => DataCenterInfo::intern_name(n),
             None => match &class {
-                Some(c) if c.ends_with("AmazonInfo") => "Amazon".to_owned(),
-                _ => "MyOwn".to_owned(),
+                Some(c) if c.ends_with("AmazonInfo") => "Amazon".into(),
+                _ => "MyOwn".into(),
             },
         };
         if name.len() > 64 {
@@ -256,7 +256,10 @@ impl DataCenterWire {
                 "too long",
             ));
         }
-        let class = class.unwrap_or_else(|| DataCenterInfo::class_for(&name).to_owned());
+        let class = match class {
+            Some(c) => DataCenterInfo::intern_class(c),
+            None => DataCenterInfo::class_for(&name).into(),
+        };
         Ok(DataCenterInfo {
             name,
             class,

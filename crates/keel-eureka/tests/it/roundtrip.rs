@@ -120,7 +120,7 @@ fn instance(
                 inst.last_dirty_timestamp = ld;
                 inst.lease_info.renewal_interval_in_secs = ri;
                 inst.lease_info.duration_in_secs = d;
-                inst.metadata = metadata;
+                inst.metadata = metadata.into();
                 inst.home_page_url = home;
                 inst.vip_address = vip;
                 inst.is_coordinating_discovery_server = coord;
