@@ -24,13 +24,8 @@ impl Inner {
         st.version += 1;
         let record = change.record().clone();
         let now = self.now_ms();
-        let key = (record.info().app.clone(), record.info().instance_id.clone());
-        st.touch_app(&key.0);
-        st.recent.push_back(Recent {
-            at: now,
-            key,
-            record,
-        });
+        st.touch_app(&record.info().app);
+        st.recent.push_back(Recent { at: now, record });
         st.prune_recent(now, self.retention_ms());
         st.delta = None;
         let event = ChangeEvent {
@@ -71,6 +66,9 @@ impl Inner {
     ) -> Arc<Record> {
         let wall = self.clock.now_millis();
         let now = self.now_ms();
+        if let Some(app) = st.interned_app(&info.app) {
+            info.app = app;
+        }
         let existing = st.lease(&info.app, &info.instance_id).cloned();
         let existing_rec = existing.as_ref().map(|l| l.record.load_full());
         // Reference §2.8: a registration older than our copy does not overwrite it (ties do).

@@ -37,7 +37,9 @@ impl Record {
         cell.get_or_init(|| {
             let mut out = Vec::with_capacity(1024);
             encode_instance_fragment(format, &self.info, &mut out);
-            Bytes::from(out)
+            // Exact size: `Bytes::from(Vec)` keeps the spare capacity, and a fragment lives
+            // as long as its record (≈300 bytes per instance and format otherwise).
+            Bytes::from(out.into_boxed_slice())
         })
     }
 }
