@@ -49,10 +49,10 @@ pub fn run(tests_only: bool, nextest_args: &[String]) -> anyhow::Result<()> {
         cargo()
             .args(["nextest", "run", "--workspace", "--no-fail-fast"])
             .args(nextest_args)
-            .env("KEEL_TEST_PYTHON", &python)
-            .env("KEEL_TEST_NATS_SERVER", &nats)
+            .env("KEELTEST_PYTHON", &python)
+            .env("KEELTEST_NATS_SERVER", &nats)
             // The dashboard's browser test fails instead of skipping when Chromium is missing.
-            .env("KEEL_REQUIRE_BROWSER", "1"),
+            .env("KEELTEST_REQUIRE_BROWSER", "1"),
     )?;
     eprintln!("xtask: ci passed in {:.0?}", started.elapsed());
     Ok(())

@@ -38,6 +38,12 @@ impl KeelProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .env_remove("RUST_LOG");
+        // keel refuses unknown KEEL_* variables; the child sees only the ones a test passes.
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("KEEL_") {
+                cmd.env_remove(k);
+            }
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -218,11 +224,11 @@ where
 }
 
 /// The Python interpreter that has the pinned client libraries (`xtask/python-requirements.txt`):
-/// `$KEEL_TEST_PYTHON` when set (the CI command sets it), else `<workspace>/target/venv/bin/python`,
+/// `$KEELTEST_PYTHON` when set (the CI command sets it), else `<workspace>/target/venv/bin/python`,
 /// created on first use exactly as `cargo xtask ci` creates it. A file lock keeps concurrent
 /// test processes from building the venv twice. Panics with the reason when it cannot.
 pub fn python() -> std::path::PathBuf {
-    if let Some(p) = std::env::var_os("KEEL_TEST_PYTHON") {
+    if let Some(p) = std::env::var_os("KEELTEST_PYTHON") {
         return p.into();
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");

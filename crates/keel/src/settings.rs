@@ -316,7 +316,7 @@ fn env_name(key: &str) -> String {
 }
 
 /// Variables that are read by clap or by tests, not settings keys.
-const ENV_NOT_SETTINGS: &[&str] = &["KEEL_CONFIG"];
+const ENV_NOT_SETTINGS: &[&str] = &["KEEL_CONFIG", "KEEL_CTL_TOKEN"];
 
 impl Settings {
     pub fn load(cli: &Cli) -> Result<Self, SettingsError> {

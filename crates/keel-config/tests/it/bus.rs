@@ -1,5 +1,5 @@
 //! The NATS bus with two config servers: a webhook to one notifies a watcher on the other.
-//! Uses Debian's real `nats-server` ($KEEL_TEST_NATS_SERVER, else the one on PATH).
+//! Uses Debian's real `nats-server` ($KEELTEST_NATS_SERVER, else the one on PATH).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -23,7 +23,7 @@ impl Drop for Nats {
 }
 
 fn nats_server() -> PathBuf {
-    if let Some(p) = std::env::var_os("KEEL_TEST_NATS_SERVER") {
+    if let Some(p) = std::env::var_os("KEELTEST_NATS_SERVER") {
         return p.into();
     }
     let found = Command::new("sh")
@@ -36,7 +36,7 @@ fn nats_server() -> PathBuf {
         Some(p) if !p.is_empty() => p.into(),
         _ => panic!(
             "nats-server not found: the bus test needs the real broker. Install it with \
-             `apt-get install -y nats-server` (cargo xtask ci does) or set KEEL_TEST_NATS_SERVER"
+             `apt-get install -y nats-server` (cargo xtask ci does) or set KEELTEST_NATS_SERVER"
         ),
     }
 }

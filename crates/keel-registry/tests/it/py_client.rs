@@ -1,5 +1,5 @@
 //! The real py-eureka-client from PyPI against a single Keel registry node, with 1 s renewals
-//! and 3 s leases. The Python comes from `keel_test_support::python()`: `KEEL_TEST_PYTHON`, or
+//! and 3 s leases. The Python comes from `keel_test_support::python()`: `KEELTEST_PYTHON`, or
 //! the `<workspace>/target/venv` it creates with the pinned `xtask/python-requirements.txt`.
 
 use std::process::Stdio;
@@ -26,7 +26,7 @@ impl Py {
         let mut child = Command::new(keel_test_support::python())
             .arg(DRIVER)
             .args(args)
-            .env_remove("KEEL_TEST_PYTHON")
+            .env_remove("KEELTEST_PYTHON")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

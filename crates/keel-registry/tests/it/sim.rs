@@ -2,8 +2,8 @@
 //! that renew every second and fail over when their node is down, and a random fault
 //! schedule per seed (partitions, repairs, node restarts). Two renewal intervals (simulated
 //! time) after the network heals, every instance still renewing is on every node; a lease
-//! duration later the nodes hold exactly those. `KEEL_SIM_SEEDS=N` runs N seeds (default
-//! 200); `KEEL_SIM_SEED=S` replays one.
+//! duration later the nodes hold exactly those. `KEELTEST_SIM_SEEDS=N` runs N seeds (default
+//! 200); `KEELTEST_SIM_SEED=S` replays one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -336,10 +336,10 @@ fn story(plans: &[Plan], faults: &[(Duration, Fault)]) -> String {
 
 #[test]
 fn replication_converges_under_random_fault_schedules() {
-    let seeds: Vec<u64> = match std::env::var("KEEL_SIM_SEED") {
-        Ok(s) => vec![s.parse().expect("KEEL_SIM_SEED is a number")],
+    let seeds: Vec<u64> = match std::env::var("KEELTEST_SIM_SEED") {
+        Ok(s) => vec![s.parse().expect("KEELTEST_SIM_SEED is a number")],
         Err(_) => {
-            let n = std::env::var("KEEL_SIM_SEEDS")
+            let n = std::env::var("KEELTEST_SIM_SEEDS")
                 .ok()
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(200);
@@ -348,7 +348,7 @@ fn replication_converges_under_random_fault_schedules() {
     };
     for seed in seeds {
         if let Err(e) = run_seed(seed) {
-            panic!("seed {seed} failed (replay: KEEL_SIM_SEED={seed}): {e}");
+            panic!("seed {seed} failed (replay: KEELTEST_SIM_SEED={seed}): {e}");
         }
     }
 }

@@ -6,7 +6,7 @@ use crate::{TempDir, keel};
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let mut cmd = Command::new(keel());
-    cmd.args(args).env_remove("KEEL_TEST_PYTHON");
+    cmd.args(args).env_remove("KEELTEST_PYTHON");
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -2,7 +2,7 @@
 //! HTTP API, spoken directly), against `keel standalone` with demo services.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`cargo xtask ci` installs them). Without
-//! them the test says so and passes, unless `KEEL_REQUIRE_BROWSER=1` (set by `cargo xtask ci`).
+//! them the test says so and passes, unless `KEELTEST_REQUIRE_BROWSER=1` (set by `cargo xtask ci`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -228,8 +228,8 @@ async fn instance_ids(browser: &Browser) -> Vec<String> {
 async fn the_dashboard_follows_the_platform_live() {
     if !Path::new(CHROMEDRIVER).exists() || !Path::new(CHROMIUM).exists() {
         assert!(
-            std::env::var_os("KEEL_REQUIRE_BROWSER").is_none(),
-            "KEEL_REQUIRE_BROWSER is set but {CHROMEDRIVER} or {CHROMIUM} is missing"
+            std::env::var_os("KEELTEST_REQUIRE_BROWSER").is_none(),
+            "KEELTEST_REQUIRE_BROWSER is set but {CHROMEDRIVER} or {CHROMIUM} is missing"
         );
         eprintln!("skipped: install Debian's chromium and chromium-driver to run the browser test");
         return;
