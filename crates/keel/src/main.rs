@@ -13,10 +13,6 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 
-// Measured: glibc's malloc was a fifth of the gateway's user time under load (`cargo xtask bench gateway`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // `keel health` reads no settings: it is also the healthcheck of SDK services' containers,
