@@ -125,7 +125,7 @@ impl std::fmt::Debug for RegistryDiscovery {
 impl RegistryDiscovery {
     /// Starts the updater on the current tokio runtime.
     pub fn start(config: DiscoveryConfig) -> Result<Self, crate::ClientBuildError> {
-        let http = crate::registry_http_client()?;
+        let http = crate::registry_http_client(Duration::from_secs(5))?;
         Ok(Self::with_http(config, http))
     }
 

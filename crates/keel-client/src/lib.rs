@@ -42,10 +42,12 @@ pub(crate) fn ensure_crypto_provider() {
 }
 
 /// The client used to talk to registry nodes: gzip (Eureka gzips `/apps`), short connects.
-pub(crate) fn registry_http_client() -> Result<reqwest::Client, ClientBuildError> {
+pub(crate) fn registry_http_client(
+    connect_timeout: Duration,
+) -> Result<reqwest::Client, ClientBuildError> {
     ensure_crypto_provider();
     Ok(reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
+        .connect_timeout(connect_timeout)
         .gzip(true)
         .user_agent(concat!("keel-client/", env!("CARGO_PKG_VERSION")))
         .build()?)

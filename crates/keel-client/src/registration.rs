@@ -24,7 +24,8 @@ use wire::{Heartbeat, Wire};
 pub struct RegistrationConfig {
     pub registries: RegistryUrls,
     pub instance: InstanceConfig,
-    /// Time limit of one call to one node.
+    /// Upper limit of one call to one node. The agent holds each call to at most half the
+    /// renewal interval as well (see [`RegistrationConfig::attempt_timeout`]).
     pub request_timeout: Duration,
     /// First pause before retrying a failed registration (doubling, full jitter, capped at the
     /// renewal interval).
@@ -43,7 +44,25 @@ impl RegistrationConfig {
             clock: WallClock::system(),
         }
     }
+
+    /// Time limit of one call to one node: `request_timeout`, capped at half the renewal
+    /// interval. A killed node's address black-holes (no RST), so a call to it only ends at
+    /// this limit; kept under the interval, a heartbeat that starts on a dead node still
+    /// reaches a live one well before the lease (several intervals) runs out.
+    pub fn attempt_timeout(&self) -> Duration {
+        let half_interval = (self.instance.renewal_interval / 2).max(MIN_ATTEMPT);
+        self.request_timeout.min(half_interval)
+    }
+
+    /// Connect limit for the agent's own HTTP client: a second at most, and within the
+    /// attempt limit.
+    fn connect_timeout(&self) -> Duration {
+        self.attempt_timeout().min(Duration::from_secs(1))
+    }
 }
+
+/// Floor of the per-node limit, so a tiny renewal interval does not fail every call.
+const MIN_ATTEMPT: Duration = Duration::from_millis(100);
 
 /// What the agent has done so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -78,7 +97,8 @@ impl std::fmt::Debug for RegistrationAgent {
 impl RegistrationAgent {
     /// Starts registering on the current tokio runtime.
     pub fn start(config: RegistrationConfig) -> Result<Self, crate::ClientBuildError> {
-        Ok(Self::with_http(config, crate::registry_http_client()?))
+        let http = crate::registry_http_client(config.connect_timeout())?;
+        Ok(Self::with_http(config, http))
     }
 
     pub fn with_http(config: RegistrationConfig, http: reqwest::Client) -> Self {

@@ -132,7 +132,8 @@ impl Wire {
     }
 
     /// Tries `call` on each node, starting with the one in use, until one answers. A transport
-    /// error or a 5xx moves on; the node that answers becomes the one in use.
+    /// error, a 5xx or no answer within the attempt limit moves on; the node that answers
+    /// becomes the one in use, so later calls start there instead of on the dead node.
     async fn on_each_node<F, Fut>(
         &self,
         op: &'static str,
@@ -143,9 +144,10 @@ impl Wire {
         Fut: Future<Output = Result<Answer, String>>,
     {
         let registries = &self.config.registries;
+        let limit = self.config.attempt_timeout();
         let mut errors = Vec::new();
         for (index, url) in registries.rotation() {
-            match tokio::time::timeout(self.config.request_timeout, call(url)).await {
+            match tokio::time::timeout(limit, call(url)).await {
                 Ok(Ok(Answer::Done(status))) => {
                     registries.settle(index);
                     return Ok((url.to_string(), status));
@@ -159,10 +161,7 @@ impl Wire {
                     });
                 }
                 Ok(Err(e)) => errors.push(format!("{url}: {e}")),
-                Err(_) => errors.push(format!(
-                    "{url}: no answer within {:?}",
-                    self.config.request_timeout
-                )),
+                Err(_) => errors.push(format!("{url}: no answer within {limit:?}")),
             }
             registries.failed(index);
         }
