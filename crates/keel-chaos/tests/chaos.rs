@@ -130,19 +130,31 @@ impl Cluster {
         Some(ids)
     }
 
-    /// Waits until every running registry node lists exactly `want` (sorted) for `app`.
+    /// Waits until every running registry node lists exactly `want` (sorted) for `app`. Each
+    /// change in what a node lists is logged, so a timeout shows where the nodes stood.
     async fn converge(&self, nodes: &[usize], app: &str, want: &[String]) -> Duration {
         let started = Instant::now();
+        let seen = std::sync::Mutex::new(vec![None; REGISTRIES]);
         eventually(
             DEADLINE,
             &format!("registries {nodes:?} list {want:?}"),
             || async {
+                let mut all = true;
                 for &i in nodes {
-                    if self.instances(i, app).await? != want {
-                        return None;
+                    let listed = self.instances(i, app).await;
+                    all &= listed.as_deref() == Some(want);
+                    let mut seen = seen
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if seen[i] != listed {
+                        eprintln!(
+                            "chaos: +{:.1?} registry {i} lists {listed:?}",
+                            started.elapsed()
+                        );
+                        seen[i] = listed;
                     }
                 }
-                Some(())
+                all.then_some(())
             },
         )
         .await;
