@@ -111,7 +111,7 @@ function renderRegistry() {
   const up = apps.reduce((n, a) => n + a.instances.filter((i) => i.status === 'UP').length, 0);
   const sp = reg.selfPreservation || {};
   const spText = sp.enabled === false ? 'off'
-    : sp.engaged ? 'ENGAGED — leases are not expiring' : 'armed, not engaged';
+    : sp.engaged ? 'leases are not expiring' : 'not engaged';
   replace($('registry-summary'),
     h('strong', {}, `${apps.length}`), ' applications · ',
     h('strong', {}, `${total}`), ` instances (${up} up) · self-preservation: `,
