@@ -46,9 +46,10 @@ impl Py {
     async fn line(&mut self) -> String {
         loop {
             let line =
-                tokio::time::timeout(std::time::Duration::from_secs(60), self.stdout.next_line())
+                // A generous deadline: on a loaded CI machine the client's start can be slow.
+                tokio::time::timeout(std::time::Duration::from_secs(180), self.stdout.next_line())
                     .await
-                    .expect("the driver answered within 60 s")
+                    .expect("the driver answered within 180 s")
                     .unwrap()
                     .expect("the driver is still running");
             match line.strip_prefix("@@ ") {

@@ -55,8 +55,12 @@ async def discover(server, app, want):
             seen.add(await client.do_service(app, "/"))
         except Exception:
             await asyncio.sleep(0.2)
-    await client.stop()
+    # Report what was seen even if the client's shutdown stalls.
     say(json.dumps(sorted(seen)))
+    try:
+        await asyncio.wait_for(client.stop(), 10)
+    except asyncio.TimeoutError:
+        pass
 
 
 def summary(apps):
