@@ -43,6 +43,7 @@ pub fn run(tests_only: bool, nextest_args: &[String]) -> anyhow::Result<()> {
     }
     let python = prepare()?;
     let nats = prepare_nats()?;
+    let redis = prepare_redis()?;
     prepare_browser()?;
     prepare_images()?;
     // The Docker chaos suite saturates both cores with containers and load for about a minute, so
@@ -61,6 +62,7 @@ pub fn run(tests_only: bool, nextest_args: &[String]) -> anyhow::Result<()> {
         .args(nextest_args)
         .env("KEELTEST_PYTHON", &python)
         .env("KEELTEST_NATS_SERVER", &nats)
+        .env("KEELTEST_REDIS_SERVER", &redis)
         // The dashboard's browser test fails instead of skipping when Chromium is missing.
         .env("KEELTEST_REQUIRE_BROWSER", "1");
         cmd
@@ -113,9 +115,20 @@ pub fn prepare_browser() -> anyhow::Result<()> {
 /// Finds Debian's `nats-server` (the config bus tests' broker), installing it with apt-get when
 /// it is missing, and returns its path.
 pub fn prepare_nats() -> anyhow::Result<PathBuf> {
+    prepare_server("nats-server")
+}
+
+/// Finds Debian's `redis-server` (the gateway's cluster-wide rate-limit tests start their own),
+/// installing it with apt-get when it is missing, and returns its path.
+pub fn prepare_redis() -> anyhow::Result<PathBuf> {
+    prepare_server("redis-server")
+}
+
+/// Finds the program `name`, installing the Debian package of the same name when it is missing.
+fn prepare_server(name: &str) -> anyhow::Result<PathBuf> {
     let find = || {
         Command::new("sh")
-            .args(["-c", "command -v nats-server"])
+            .args(["-c", &format!("command -v {name}")])
             .output()
             .ok()
             .filter(|o| o.status.success())
@@ -125,7 +138,7 @@ pub fn prepare_nats() -> anyhow::Result<PathBuf> {
     if let Some(path) = find() {
         return Ok(path);
     }
-    eprintln!("xtask: nats-server not found; installing it with apt-get");
+    eprintln!("xtask: {name} not found; installing it with apt-get");
     let apt = |args: &[&str]| {
         let mut cmd = if is_root() {
             Command::new("apt-get")
@@ -138,8 +151,8 @@ pub fn prepare_nats() -> anyhow::Result<PathBuf> {
         run_checked(&mut cmd)
     };
     apt(&["update", "-q"])?;
-    apt(&["install", "-y", "-q", "nats-server"])?;
-    find().context("nats-server is still not on PATH after apt-get install")
+    apt(&["install", "-y", "-q", name])?;
+    find().with_context(|| format!("{name} is still not on PATH after apt-get install"))
 }
 
 fn is_root() -> bool {

@@ -26,7 +26,8 @@ enum Task {
         #[arg(last = true)]
         nextest_args: Vec<String>,
     },
-    /// Only prepare the test environment (Python venv with the client libraries, nats-server).
+    /// Only prepare the test environment (Python venv with the client libraries, nats-server,
+    /// redis-server).
     Prepare,
     /// Build the container images (keel, keel-demo-callee, keel-demo-caller, keel-nats) from
     /// the static release binaries; Dockerfiles in deploy/, contexts staged in target/docker/.
@@ -46,7 +47,10 @@ fn main() -> anyhow::Result<()> {
             tests_only,
             nextest_args,
         } => ci::run(tests_only, &nextest_args),
-        Task::Prepare => ci::prepare().and_then(|_| ci::prepare_nats()).map(|_| ()),
+        Task::Prepare => ci::prepare()
+            .and_then(|_| ci::prepare_nats())
+            .and_then(|_| ci::prepare_redis())
+            .map(|_| ()),
         Task::Bench { name, args } => bench::run(&name, &args),
         Task::Docker => docker::run(),
     }

@@ -47,6 +47,8 @@ pub struct AccessEntry {
     pub attempts: u32,
     /// Why the gateway answered itself: `no_route`, `rate_limited`, `breaker_open`, `fallback`, `no_instance`…
     pub decision: Option<&'static str>,
+    /// Who decided the route's rate limit: `local`, `redis`, `redis_fail_open`, `redis_fail_closed`.
+    pub limiter: Option<&'static str>,
 }
 
 /// The instance a request went to: a registry instance id, or a fixed route's address.
@@ -83,6 +85,8 @@ struct Line<'a> {
     attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     decision: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limiter: Option<&'static str>,
 }
 
 impl AccessEntry {
@@ -102,6 +106,7 @@ impl AccessEntry {
             client: self.client,
             attempts: self.attempts,
             decision: self.decision,
+            limiter: self.limiter,
         }
     }
 }

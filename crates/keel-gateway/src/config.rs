@@ -50,6 +50,14 @@ pub struct GatewayConfig {
     /// The admin API is served on its own listener ([`admin_router`](crate::admin_router)), not
     /// beside the proxy, whose `/keel/v1/gateway/**` paths are then ordinary proxied paths.
     pub admin_separate: bool,
+    /// Redis for `RequestRateLimiter`'s `backend: redis` (`redis://[:password@]host:port[/db]`);
+    /// `None`: routes may use only the local limiter.
+    pub redis_url: Option<String>,
+    /// Longest wait for Redis per rate-limit check before the route's fail policy applies.
+    pub redis_timeout: Duration,
+    /// With Redis unreachable or slow: admit requests uncounted (true, as Spring Cloud Gateway
+    /// does) or refuse them with 503; routes override with `failMode`.
+    pub redis_fail_open: bool,
 }
 
 impl Default for GatewayConfig {
@@ -81,6 +89,9 @@ impl Default for GatewayConfig {
             tls: false,
             admin_token: None,
             admin_separate: false,
+            redis_url: None,
+            redis_timeout: Duration::from_millis(100),
+            redis_fail_open: true,
         }
     }
 }

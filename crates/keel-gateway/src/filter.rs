@@ -65,7 +65,8 @@ pub enum KeyResolver {
     JwtSubject,
 }
 
-/// `RequestRateLimiter` (SCG's Redis limiter arguments, served by a local GCRA limiter).
+/// `RequestRateLimiter` (SCG's Redis limiter arguments), served by this gateway's own GCRA limiter
+/// or, with `backend: redis`, by buckets in Redis shared with every gateway using the same Redis.
 #[derive(Debug, Clone)]
 pub struct RateLimitSpec {
     pub replenish_rate: u32,
@@ -74,6 +75,19 @@ pub struct RateLimitSpec {
     pub key: KeyResolver,
     /// Requests with no key (no header/API key/token): denied when true (SCG `deny-empty-key`).
     pub deny_empty_key: bool,
+    pub backend: LimiterBackend,
+    /// `failMode`: with Redis unreachable or slow, admit (`open`) or refuse (`closed`);
+    /// `None` follows `gateway.redis-fail-mode`.
+    pub fail_open: Option<bool>,
+}
+
+/// Where a route's buckets live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimiterBackend {
+    /// In this gateway: each gateway has its own budget.
+    Local,
+    /// In Redis (`gateway.redis-url`): one budget across gateways.
+    Redis,
 }
 
 /// `Retry`: how many further instances to try.
@@ -296,12 +310,35 @@ pub fn compile(spec: &Spec) -> Result<Compiled, FilterError> {
                 .arg("denyEmptyKey", 99)
                 .or(spec.arg("deny-empty-key", 99))
                 .is_none_or(|v| v != "false");
+            let backend = match spec.arg("backend", 4).map(str::trim) {
+                None | Some("" | "local") => LimiterBackend::Local,
+                Some("redis") => LimiterBackend::Redis,
+                Some(other) => {
+                    return Err(err(spec, format!("backend `{other}`: use local or redis")));
+                }
+            };
+            let fail_open = match spec.arg("failMode", 5).map(str::trim) {
+                None | Some("") => None,
+                Some("open") => Some(true),
+                Some("closed") => Some(false),
+                Some(other) => {
+                    return Err(err(spec, format!("failMode `{other}`: use open or closed")));
+                }
+            };
+            if fail_open.is_some() && backend == LimiterBackend::Local {
+                return Err(err(
+                    spec,
+                    "`failMode` applies to `backend: redis` only (the local limiter cannot fail)",
+                ));
+            }
             O(RouteOption::RateLimiter(RateLimitSpec {
                 replenish_rate,
                 burst_capacity,
                 requested_tokens,
                 key,
                 deny_empty_key,
+                backend,
+                fail_open,
             }))
         }
         "Retry" => O(RouteOption::Retry(RetrySpec {

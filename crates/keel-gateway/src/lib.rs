@@ -27,7 +27,6 @@ mod tls;
 mod upstream;
 mod watch;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
@@ -52,7 +51,7 @@ pub use tls::{CertPair, TlsError, TlsTerminator};
 pub use upstream::{Endpoint, Service, Services};
 
 use crate::metrics::GatewayMetrics;
-use crate::rate_limit::KeyedLimiter;
+use crate::rate_limit::Limiters;
 use crate::table::{CompileContext, Table};
 
 /// Why the gateway could not start or apply a route change.
@@ -78,6 +77,8 @@ pub enum GatewayError {
     Discovery(String),
     #[error("routes from the config centre: {0}")]
     ConfigRoutes(String),
+    #[error("rate limiter: {0}")]
+    RateLimiter(String),
     #[error("route `{0}` was not created through the admin API")]
     NotApiRoute(String),
 }
@@ -135,7 +136,7 @@ pub struct Inner {
     pub(crate) metrics: GatewayMetrics,
     pub(crate) access_log: access_log::AccessLog,
     sources: Mutex<Sources>,
-    limiters: Mutex<HashMap<String, Arc<KeyedLimiter>>>,
+    limiters: Limiters,
 }
 
 impl Deref for Gateway {
@@ -153,13 +154,14 @@ impl Gateway {
         let access_log = access_log::AccessLog::start(&config.access_log, metrics.clone())
             .map_err(GatewayError::AccessLog)?;
         let services = Services::new(config.clone(), metrics.clone());
+        let limiters = Limiters::new(&config).map_err(GatewayError::RateLimiter)?;
         let gw = Gateway(Arc::new(Inner {
             table: ArcSwap::from_pointee(Table::empty()),
             services,
             metrics,
             access_log,
             sources: Mutex::new(Sources::default()),
-            limiters: Mutex::new(HashMap::new()),
+            limiters,
             config,
         }));
         if gw.config.routes_file.is_some() {

@@ -19,6 +19,13 @@ pub struct RouteLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RoutePolicy {
+    pub route: String,
+    /// `open` or `closed`.
+    pub policy: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ServiceLabel {
     pub service: String,
 }
@@ -34,6 +41,7 @@ pub struct GatewayMetrics {
     gateway_latency: Family<RouteLabel, Histogram, fn() -> Histogram>,
     upstream_latency: Family<RouteLabel, Histogram, fn() -> Histogram>,
     rate_limited: Family<RouteLabel, Counter>,
+    rate_limiter_unavailable: Family<RoutePolicy, Counter>,
     retries: Family<RouteLabel, Counter>,
     pub(crate) breaker_state: Family<ServiceLabel, Gauge>,
     pub(crate) instances: Family<ServiceLabel, Gauge>,
@@ -48,6 +56,7 @@ impl Default for GatewayMetrics {
             gateway_latency: Family::new_with_constructor(latency),
             upstream_latency: Family::new_with_constructor(latency),
             rate_limited: Family::default(),
+            rate_limiter_unavailable: Family::default(),
             retries: Family::default(),
             breaker_state: Family::default(),
             instances: Family::default(),
@@ -80,6 +89,12 @@ impl GatewayMetrics {
             "rate_limited",
             "Requests refused by the route's rate limiter",
             self.rate_limited.clone(),
+        );
+        r.register(
+            "rate_limiter_unavailable",
+            "Requests whose Redis rate-limit check failed (unreachable, or slower than gateway.redis-timeout), \
+             by route and the policy applied (open: admitted uncounted, closed: refused)",
+            self.rate_limiter_unavailable.clone(),
         );
         r.register(
             "retries",
@@ -132,6 +147,15 @@ impl GatewayMetrics {
             rate_limited: self.rate_limited.get_or_create_owned(&label),
             retries: self.retries.get_or_create_owned(&label),
         }
+    }
+
+    /// A Redis-limited route's counter of checks decided by its fail policy.
+    pub fn limiter_unavailable(&self, route: &str, fail_open: bool) -> Counter {
+        self.rate_limiter_unavailable
+            .get_or_create_owned(&RoutePolicy {
+                route: route.to_owned(),
+                policy: if fail_open { "open" } else { "closed" },
+            })
     }
 
     pub fn service(&self, service: &str) -> ServiceMetrics {

@@ -23,7 +23,7 @@ use crate::forwarded::{self, Hop};
 use crate::path;
 use crate::pool;
 use crate::predicate::RequestView;
-use crate::rate_limit::Decision;
+use crate::rate_limit::{Decision, Source};
 use crate::respond;
 use crate::table::{Matched, Route, Table, Target};
 use crate::upstream::{Endpoint, Service};
@@ -49,6 +49,8 @@ struct Ledger {
     upstream: Option<Duration>,
     attempts: u32,
     decision: Option<&'static str>,
+    /// Who decided the route's rate limit (the access log's `limiter`).
+    limiter: Option<&'static str>,
     /// This request is a route's fallback: its own failures are answered plainly, never by another fallback.
     in_fallback: bool,
 }
@@ -133,6 +135,7 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
         upstream: None,
         attempts: 0,
         decision: None,
+        limiter: None,
         in_fallback: parts.extensions.get::<FallbackDepth>().is_some(),
     };
     // hyper already lets Transfer-Encoding win and closes the connection (RFC 9112 §6.3); a request that
@@ -289,8 +292,8 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
     if let Some(limiter) = &route.limiter {
         let key = limit_key(&limiter.spec.key, &parts, client, principal.as_ref());
         let decision = match key.as_deref() {
-            Some(k) => limiter.check(k),
-            None if !limiter.spec.deny_empty_key => limiter.check(""),
+            Some(k) => limiter.check(k).await,
+            None if !limiter.spec.deny_empty_key => limiter.check("").await,
             None => {
                 ledger.decision = Some("empty_key");
                 let id = ledger.request_id.clone();
@@ -307,6 +310,12 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
                 );
             }
         };
+        ledger.limiter = Some(decision.source.as_str());
+        if decision.source == Source::RedisFailClosed {
+            ledger.decision = Some("rate_limiter_unavailable");
+            let resp = Decision::unavailable_response(ledger.path(), &ledger.request_id);
+            return finish(&gw, ledger, resp);
+        }
         if !decision.allowed {
             route.metrics.rate_limited.inc();
             ledger.decision = Some("rate_limited");
@@ -330,7 +339,7 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
             );
             return finish(&gw, ledger, resp);
         }
-        limit_decision = Some(decision);
+        limit_decision = Some(decision).filter(Decision::counted);
     }
 
     // Upstream request headers.
@@ -1035,6 +1044,7 @@ fn finish(gw: &Gateway, ledger: Ledger, resp: Response<Body>) -> Response<Body> 
             client: ledger.client,
             attempts: ledger.attempts,
             decision: ledger.decision,
+            limiter: ledger.limiter,
         });
     }
     resp

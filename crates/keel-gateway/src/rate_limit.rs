@@ -1,15 +1,28 @@
-//! Per-route keyed rate limiting: GCRA cells per key in sharded maps, reporting what headers need.
+//! Per-route keyed rate limiting, reporting what the `RateLimit-*` headers need: a local GCRA
+//! limiter (one theoretical-arrival time per key in sharded maps), or a cluster-wide one in Redis
+//! ([`cluster`]) that every gateway sharing the Redis draws on.
 //!
 //! keel-resilience's `RateLimiter` admits one key without reporting the remaining quota, which the
-//! `RateLimit-*` headers need; this keeps one theoretical-arrival time per key under a shard lock.
+//! `RateLimit-*` headers need; the local limiter keeps one theoretical-arrival time per key under a
+//! shard lock. [`Limiters`] keeps each route's limiter across table rebuilds and holds the one Redis
+//! connection they share.
+
+mod cluster;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
+use axum::body::Body;
+use http::{HeaderValue, Response, StatusCode, header};
+use prometheus_client::metrics::counter::Counter;
 use tokio::time::Instant;
 
-use crate::filter::RateLimitSpec;
+use crate::GatewayConfig;
+use crate::filter::{LimiterBackend, RateLimitSpec};
+use crate::metrics::GatewayMetrics;
+use crate::respond;
+
+pub use self::cluster::RedisStore;
 
 const SHARDS: usize = 16;
 /// Past this many keys in a shard, keys whose bucket is full again are dropped.
@@ -25,6 +38,54 @@ pub struct Decision {
     pub reset_secs: u64,
     /// Seconds to wait before retrying (rejections only).
     pub retry_after_secs: u64,
+    /// Who decided: the access log's `limiter` field.
+    pub source: Source,
+}
+
+/// Who reached a [`Decision`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// This gateway's own buckets.
+    Local,
+    /// The shared buckets in Redis.
+    Redis,
+    /// Redis did not answer in time; the route fails open and admitted the request uncounted.
+    RedisFailOpen,
+    /// Redis did not answer in time; the route fails closed and refused the request.
+    RedisFailClosed,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Local => "local",
+            Source::Redis => "redis",
+            Source::RedisFailOpen => "redis_fail_open",
+            Source::RedisFailClosed => "redis_fail_closed",
+        }
+    }
+}
+
+impl Decision {
+    /// Whether the numbers come from a bucket (and the `RateLimit-*` headers are sent); a fail-open
+    /// admission knows none.
+    pub fn counted(&self) -> bool {
+        matches!(self.source, Source::Local | Source::Redis)
+    }
+
+    /// The answer to a request refused because the route fails closed and Redis is unavailable.
+    pub fn unavailable_response(path: &str, request_id: &HeaderValue) -> Response<Body> {
+        let mut resp = respond::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "rate_limiter_unavailable",
+            "the route's rate limiter (Redis) is unavailable and the route fails closed",
+            path,
+            request_id,
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        resp
+    }
 }
 
 /// One route's limiter: `burst_capacity` tokens, refilled at `replenish_rate` per second.
@@ -82,6 +143,7 @@ impl KeyedLimiter {
                 remaining,
                 reset_secs: secs(tat - now),
                 retry_after_secs: secs(next - now - self.capacity).max(1),
+                source: Source::Local,
             };
         }
         match map.get_mut(key) {
@@ -96,17 +158,111 @@ impl KeyedLimiter {
             remaining: ((self.capacity - (next - now)) / self.emission) as u32,
             reset_secs: secs(next - now),
             retry_after_secs: 0,
+            source: Source::Local,
         }
     }
+}
 
-    /// The refill period of one token.
-    pub fn emission(&self) -> Duration {
-        Duration::from_nanos(self.emission)
+/// One route's limiter, local or in Redis.
+#[derive(Debug)]
+pub struct RouteLimiter {
+    pub spec: RateLimitSpec,
+    backend: Backend,
+}
+
+#[derive(Debug)]
+enum Backend {
+    Local(KeyedLimiter),
+    Redis(cluster::RedisRoute),
+}
+
+impl RouteLimiter {
+    /// Takes `requested_tokens` for `key` if available. Local checks are ready at once; Redis
+    /// checks take one round trip, bounded by `gateway.redis-timeout`.
+    pub async fn check(&self, key: &str) -> Decision {
+        match &self.backend {
+            Backend::Local(l) => l.check(key),
+            Backend::Redis(r) => r.check(&self.spec, key).await,
+        }
+    }
+}
+
+/// Every route's limiter by (route id, settings), so a recompiled table keeps counting where the old
+/// one was; and the Redis connection the `redis` backend shares.
+#[derive(Debug)]
+pub struct Limiters {
+    routes: Mutex<HashMap<String, Arc<RouteLimiter>>>,
+    redis: Option<Arc<RedisStore>>,
+    /// `gateway.redis-fail-mode`: what a route without its own `failMode` does without Redis.
+    fail_open: bool,
+}
+
+impl Limiters {
+    /// Opens (lazily) the Redis connection when `redis_url` is set; call inside a tokio runtime.
+    pub fn new(config: &GatewayConfig) -> Result<Self, String> {
+        let redis = match &config.redis_url {
+            Some(url) => Some(RedisStore::open(url, config.redis_timeout)?),
+            None => None,
+        };
+        Ok(Limiters {
+            routes: Mutex::new(HashMap::new()),
+            redis,
+            fail_open: config.redis_fail_open,
+        })
+    }
+
+    /// Route `route`'s limiter for `spec`: the one it had when the spec is unchanged, else a new one.
+    /// A dry run (validation) builds a throwaway limiter and registers nothing.
+    pub fn route(
+        &self,
+        route: &str,
+        spec: RateLimitSpec,
+        metrics: &GatewayMetrics,
+        dry_run: bool,
+    ) -> Result<Arc<RouteLimiter>, String> {
+        let make = |spec: RateLimitSpec| -> Result<RouteLimiter, String> {
+            let backend = match spec.backend {
+                LimiterBackend::Local => Backend::Local(KeyedLimiter::new(spec.clone())),
+                LimiterBackend::Redis => {
+                    let store = self
+                        .redis
+                        .clone()
+                        .ok_or("`backend: redis` needs the gateway setting `gateway.redis-url`")?;
+                    let fail_open = spec.fail_open.unwrap_or(self.fail_open);
+                    let unavailable = if dry_run {
+                        Counter::default()
+                    } else {
+                        metrics.limiter_unavailable(route, fail_open)
+                    };
+                    Backend::Redis(cluster::RedisRoute::new(
+                        store,
+                        route,
+                        fail_open,
+                        unavailable,
+                    ))
+                }
+            };
+            Ok(RouteLimiter { spec, backend })
+        };
+        if dry_run {
+            return make(spec).map(Arc::new);
+        }
+        let key = format!("{route}|{spec:?}|{}", self.fail_open);
+        // Plain data behind the lock: a panic mid-insert leaves the map usable.
+        let mut map = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(l) = map.get(&key) {
+            return Ok(l.clone());
+        }
+        let l = Arc::new(make(spec)?);
+        map.insert(key, l.clone());
+        Ok(l)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::filter::KeyResolver;
 
@@ -118,6 +274,8 @@ mod tests {
             requested_tokens: 1,
             key: KeyResolver::ClientIp,
             deny_empty_key: true,
+            backend: LimiterBackend::Local,
+            fail_open: None,
         });
         let r: Vec<_> = (0..4).map(|_| l.check("a")).collect();
         assert_eq!(

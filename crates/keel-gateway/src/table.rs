@@ -1,7 +1,6 @@
 //! The compiled route table: declared routes in order, then discovery routes; built off the request path.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderName;
@@ -13,7 +12,7 @@ use crate::filter::{self, CircuitBreakerSpec, Compiled, Filter, RouteOption};
 use crate::metrics::{GatewayMetrics, RouteMetrics};
 use crate::pattern::{Captures, Pattern};
 use crate::predicate::{Predicate, RequestView, assign_weights};
-use crate::rate_limit::KeyedLimiter;
+use crate::rate_limit::{Limiters, RouteLimiter};
 use crate::upstream::{Endpoint, Service, Services};
 
 /// Where a route sends requests.
@@ -40,7 +39,7 @@ pub struct Route {
     /// Request headers not forwarded (Zuul's sensitive headers); `Set-Cookie` is likewise dropped on the way back.
     pub sensitive: Vec<HeaderName>,
     pub breaker: Option<CircuitBreakerSpec>,
-    pub limiter: Option<Arc<KeyedLimiter>>,
+    pub limiter: Option<Arc<RouteLimiter>>,
     pub retries: u32,
     /// The route's authenticator (`JwtAuth`, `ApiKeyAuth`, `BasicAuth`); runs before every other filter.
     pub auth: Option<Arc<Authenticator>>,
@@ -66,7 +65,7 @@ pub struct CompileContext<'a> {
     pub default_retries: u32,
     pub sensitive_headers: &'a [String],
     /// Limiters by (route id, settings), so a recompiled table keeps counting where the old one was.
-    pub limiters: &'a Mutex<HashMap<String, Arc<KeyedLimiter>>>,
+    pub limiters: &'a Limiters,
     /// Validation only: touch no shared state (services are not created).
     pub dry_run: bool,
 }
@@ -270,17 +269,12 @@ impl Table {
                 }
                 RouteOption::CircuitBreaker(b) => breaker = Some(b),
                 RouteOption::Retry(r) => retries = r.retries,
-                RouteOption::RateLimiter(spec) if ctx.dry_run => {
-                    limiter = Some(Arc::new(KeyedLimiter::new(spec)))
-                }
                 RouteOption::RateLimiter(spec) => {
-                    let key = format!("{}|{spec:?}", def.id);
-                    let mut map = ctx.limiters.lock().unwrap_or_else(|e| e.into_inner());
-                    let l = map
-                        .entry(key)
-                        .or_insert_with(|| Arc::new(KeyedLimiter::new(spec)))
-                        .clone();
-                    limiter = Some(l);
+                    limiter = Some(
+                        ctx.limiters
+                            .route(&def.id, spec, ctx.metrics, ctx.dry_run)
+                            .map_err(fail)?,
+                    );
                 }
             }
         }

@@ -68,6 +68,9 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("gateway.config-routes", Some("true")),
     ("gateway.config-application", Some("keel-gateway")),
     ("gateway.registry-url", None),
+    ("gateway.redis-url", None),
+    ("gateway.redis-timeout", Some("100ms")),
+    ("gateway.redis-fail-mode", Some("open")),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -265,6 +268,19 @@ impl FromSetting for Duration {
     }
 }
 
+/// `open` (true) or `closed` (false): what Redis-backed rate limits do without Redis.
+struct FailOpen(bool);
+
+impl FromSetting for FailOpen {
+    fn from_setting(raw: &str) -> Result<Self, String> {
+        match raw.trim() {
+            "open" => Ok(FailOpen(true)),
+            "closed" => Ok(FailOpen(false)),
+            _ => Err("expected `open` or `closed`".into()),
+        }
+    }
+}
+
 /// Bytes, written as a number with an optional `KiB`/`MiB`/`GiB` suffix.
 struct ByteSize(usize);
 
@@ -445,6 +461,18 @@ fn gateway_config(layers: &Layers) -> Result<keel_gateway::GatewayConfig, Settin
             .get::<ByteSize>("gateway.max-body-bytes")?
             .map(|b| b.0 as u64)
             .filter(|b| *b > 0),
+        redis_url: layers
+            .get::<String>("gateway.redis-url")?
+            .filter(|u| !u.is_empty()),
+        redis_timeout: match layers.require::<Duration>("gateway.redis-timeout")? {
+            d if d.is_zero() => {
+                return Err(SettingsError(
+                    "setting `gateway.redis-timeout` must be longer than zero".into(),
+                ));
+            }
+            d => d,
+        },
+        redis_fail_open: layers.require::<FailOpen>("gateway.redis-fail-mode")?.0,
         ..keel_gateway::GatewayConfig::default()
     })
 }

@@ -4,6 +4,7 @@ mod auth;
 mod config_routes;
 mod limits;
 mod protocols;
+mod redis_limit;
 mod registry;
 mod reload;
 mod resilience;
