@@ -19,7 +19,7 @@ fn gateway_serving() -> Serving {
             max_body_bytes: usize::MAX,
             ..HttpLimits::default()
         }),
-        tls: None,
+        ..Serving::default()
     }
 }
 

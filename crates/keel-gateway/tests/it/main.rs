@@ -1,5 +1,6 @@
 //! Gateway integration tests over real sockets; backends are small in-process hyper servers.
 
+mod admin_access;
 mod auth;
 mod config_routes;
 mod limits;

@@ -121,11 +121,13 @@ pub struct TestGateway {
     _dir: tempfile::TempDir,
 }
 
-/// How the gateway's listener is served: limits, and TLS when given.
+/// How the gateway's listener is served: limits, TLS when given, and the address (127.0.0.1:0
+/// unless given).
 #[derive(Default)]
 pub struct Serving {
     pub limits: Option<HttpLimits>,
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub bind: Option<SocketAddr>,
 }
 
 impl TestGateway {
@@ -162,9 +164,10 @@ impl TestGateway {
             }),
         };
         let app = keel_server::app("gateway", keel_gateway::router(gw.clone()), &common);
-        let listener = keel_server::bind("gateway", "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
+        let bind = serving
+            .bind
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
+        let listener = keel_server::bind("gateway", bind).await.unwrap();
         let addr = listener.local_addr;
         match serving.tls {
             Some(tls) => {
