@@ -291,13 +291,25 @@ async fn without_redis_fail_open_routes_serve_and_fail_closed_routes_refuse() {
     let log = log_dir.path().join("access.log");
     let config = GatewayConfig {
         access_log: keel_gateway::AccessLogTarget::File(log.clone()),
-        ..config(&redis, Duration::from_millis(250))
+        ..config(&redis, Duration::from_secs(1))
     };
     let g = TestGateway::start(config, &routes).await;
+    // With Redis up both routes are counted there (a first connection slower than the timeout
+    // on a loaded machine would only delay this).
     for path in ["/open/x", "/closed/x"] {
-        let r = get(&g, path).await;
-        assert_eq!(r.status(), 200, "{path} with Redis up");
-        assert_eq!(r.headers()["ratelimit-limit"], "1000");
+        eventually(
+            Duration::from_secs(30),
+            "Redis to count both routes",
+            || async {
+                let r = get(&g, path).await;
+                (r.status() == 200
+                    && r.headers()
+                        .get("ratelimit-limit")
+                        .is_some_and(|v| v == "1000"))
+                .then_some(())
+            },
+        )
+        .await;
     }
 
     redis.kill();
