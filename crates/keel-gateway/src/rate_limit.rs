@@ -182,7 +182,8 @@ impl RouteLimiter {
     pub async fn check(&self, key: &str) -> Decision {
         match &self.backend {
             Backend::Local(l) => l.check(key),
-            Backend::Redis(r) => r.check(&self.spec, key).await,
+            // Boxed: the Redis call's state would otherwise enlarge every request's future.
+            Backend::Redis(r) => Box::pin(r.check(&self.spec, key)).await,
         }
     }
 }
