@@ -134,10 +134,12 @@ impl RegistryUrls {
     pub async fn source_ip(&self) -> Option<std::net::IpAddr> {
         let url = &self.urls.first()?.eureka;
         let port = url.port_or_known_default()?;
-        let target = tokio::net::lookup_host((url.host_str()?, port))
-            .await
-            .ok()?
-            .next()?;
+        // An IPv6 literal's host_str keeps its brackets, which name no host.
+        let host = url
+            .host_str()?
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let target = tokio::net::lookup_host((host, port)).await.ok()?.next()?;
         let any: std::net::SocketAddr = if target.is_ipv4() {
             ([0, 0, 0, 0], 0).into()
         } else {
@@ -188,6 +190,17 @@ impl RegistryUrls {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn source_ip_resolves_ip_literals_of_both_families() {
+        for (raw, ip) in [
+            ("http://127.0.0.1:8761/eureka/", "127.0.0.1"),
+            ("http://[::1]:8761/eureka/", "::1"),
+        ] {
+            let urls = RegistryUrls::parse_list(raw).unwrap();
+            assert_eq!(urls.source_ip().await, Some(ip.parse().unwrap()), "{raw}");
+        }
+    }
 
     #[test]
     fn service_urls_keep_their_path_and_watch_sits_at_the_root() {

@@ -137,8 +137,9 @@ pub struct ConfigArgs {
     #[arg(long, value_name = "ADDR")]
     pub bind: Option<String>,
     /// Register in this registry as CONFIGSERVER (the name Spring's discovery-first clients look
-    /// up); comma-separated Eureka service URLs. The advertised host is the bound IP, or the
-    /// host of config.url when bound to 0.0.0.0. [setting: config.registry-url]
+    /// up); comma-separated Eureka service URLs. The advertised host is the bound IP; bound to
+    /// 0.0.0.0, the host of config.url unless it is loopback, else the IP this host reaches the
+    /// registry from. [setting: config.registry-url]
     #[arg(long, value_name = "URLS")]
     pub registry: Option<String>,
     #[command(flatten)]
@@ -222,7 +223,8 @@ pub struct GatewayArgs {
     #[arg(long, value_name = "URL")]
     pub registry_url: Option<String>,
     /// Register in this registry as KEEL-GATEWAY (so the dashboard finds it); comma-separated
-    /// Eureka service URLs. [setting: gateway.registry-url]
+    /// Eureka service URLs. The advertised host is picked as config.registry-url's is, from
+    /// gateway.url. [setting: gateway.registry-url]
     #[arg(long, value_name = "URLS")]
     pub registry: Option<String>,
     /// Largest request body proxied, e.g. `10MiB`; unset: no gateway-wide limit (routes use

@@ -273,9 +273,9 @@ pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Res
             _ => continue,
         };
         if let Some(bound) = bound {
-            registrations.push(crate::self_registration::start(
-                who, &urls, bound, public_url,
-            )?);
+            registrations.push(
+                crate::self_registration::start(who, &urls, bound, public_url).await?,
+            );
         }
     }
 

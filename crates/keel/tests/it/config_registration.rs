@@ -160,3 +160,51 @@ async fn standalone_registers_its_config_server_in_its_own_registry() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!((found[0].1, found[0].2.as_str()), (port, "UP"));
 }
+
+/// Bound to the unspecified address without a reachable `config.url` (its default is
+/// 127.0.0.1), the config server advertises the IP it reaches the registry from, as the SDK's
+/// services do: in a container, its address on the registry's network. Here the registry
+/// listens on IPv6 loopback only, so that IP is `::1`, never the default's 127.0.0.1.
+#[tokio::test]
+async fn config_bound_to_any_address_advertises_the_ip_it_reaches_the_registry_from() {
+    let data = TempDir::new("cfg-reg-any");
+    let data_dir = data.str();
+    let registry = KeelProcess::start(
+        keel(),
+        &["registry", "--bind", "[::1]:0", "--data-dir", &data_dir],
+        &[],
+        &["registry"],
+    );
+    let registry_addr = registry.addr("registry");
+    let url = format!("http://{registry_addr}/eureka/");
+    let config = KeelProcess::start(
+        keel(),
+        &[
+            "config",
+            "--bind",
+            "[::]:0",
+            "--data-dir",
+            &data_dir,
+            "--registry",
+            &url,
+        ],
+        &[],
+        &["config"],
+    );
+    let port = u64::from(config.addr("config").port());
+    let found = eventually(
+        Duration::from_secs(30),
+        "CONFIGSERVER in the registry",
+        || async {
+            let list = configservers(registry_addr).await;
+            (!list.is_empty()).then_some(list)
+        },
+    )
+    .await;
+    assert_eq!(
+        found,
+        vec![(format!("::1:configserver:{port}"), port, "UP".to_owned())],
+        "{}",
+        config.output()
+    );
+}
