@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use crate::clock::Origin;
+use crate::clock::{Origin, Stamp};
 use crate::error::ShortCircuited;
 use crate::event::{Event, Outcome};
 use crate::window::{CountWindow, RollingCounts};
@@ -157,10 +157,15 @@ impl Permit {
 }
 
 /// A circuit breaker. Share it behind an `Arc`; every method takes `&self`.
+// Aligned past a cache line (two, for adjacent-line prefetch) so that an `Arc`'s reference counts,
+// written by every call's guard, do not share a line with the fields every call reads.
 #[derive(Debug)]
+#[repr(align(128))]
 pub struct CircuitBreaker {
     config: BreakerConfig,
     origin: Origin,
+    /// Width of one rolling bucket.
+    bucket: Duration,
     state: AtomicU8,
     /// Cleared only while half-open with no trial in flight.
     trial_taken: AtomicBool,
@@ -193,8 +198,10 @@ impl CircuitBreaker {
         } else {
             NOT_FORCED
         };
+        let counts = RollingCounts::new(config.rolling_window, config.rolling_buckets);
         CircuitBreaker {
-            counts: RollingCounts::new(config.rolling_window, config.rolling_buckets),
+            bucket: Duration::from_nanos(counts.bucket_nanos()),
+            counts,
             count_window: config.count_window.map(CountWindow::new),
             origin: Origin::now(),
             state: AtomicU8::new(CLOSED),
@@ -217,21 +224,29 @@ impl CircuitBreaker {
     /// In the closed state this reads no clock unless slow-call tracking needs the start time.
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit, ShortCircuited> {
-        self.acquire(self.config.slow_call.is_some())
+        self.acquire(self.config.slow_call.is_some(), None)
     }
 
     /// Like [`try_acquire`](Self::try_acquire), always stamping the start so [`record`](Self::record)
     /// returns the call's duration.
     #[inline]
     pub fn try_acquire_timed(&self) -> Result<Permit, ShortCircuited> {
-        self.acquire(true)
+        self.acquire(true, None)
+    }
+
+    /// [`try_acquire_timed`](Self::try_acquire_timed) with the clock already read (`now` on this
+    /// breaker's origin).
+    #[inline]
+    pub(crate) fn try_acquire_at(&self, now: u64) -> Result<Permit, ShortCircuited> {
+        self.acquire(true, Some(now))
     }
 
     #[inline]
-    fn acquire(&self, timed: bool) -> Result<Permit, ShortCircuited> {
-        let stamp = |b: &Self| if timed { b.origin.nanos() } else { UNTIMED };
+    fn acquire(&self, timed: bool, now: Option<u64>) -> Result<Permit, ShortCircuited> {
+        let read = |b: &Self| now.unwrap_or_else(|| b.origin.nanos());
+        let stamp = |b: &Self| if timed { read(b) } else { UNTIMED };
         match self.forced.load(Ordering::Relaxed) {
-            FORCED_OPEN => return Err(self.short_circuit(self.origin.nanos())),
+            FORCED_OPEN => return Err(self.short_circuit(read(self))),
             FORCED_CLOSED => {
                 return Ok(Permit {
                     trial: false,
@@ -252,7 +267,7 @@ impl CircuitBreaker {
                 start: stamp(self),
             }),
             OPEN => {
-                let now = self.origin.nanos();
+                let now = read(self);
                 let opened = self.opened_at.load(Ordering::Acquire);
                 let wake = opened.saturating_add(self.config.sleep_window.as_nanos() as u64);
                 if now >= wake
@@ -272,7 +287,7 @@ impl CircuitBreaker {
                 }
             }
             _ => {
-                let now = self.origin.nanos();
+                let now = read(self);
                 if self
                     .trial_taken
                     .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
@@ -298,7 +313,39 @@ impl CircuitBreaker {
     /// the permit was stamped (see [`try_acquire_timed`](Self::try_acquire_timed)).
     #[inline]
     pub fn record(&self, permit: Permit, outcome: Outcome) -> Option<Duration> {
-        let now = self.origin.nanos();
+        self.record_at(permit, outcome, self.origin.nanos())
+    }
+
+    /// The start of a call that a timeout below read (see [`Listen`](crate::clock::Listen)), as a hint
+    /// for [`record_hinted`](Self::record_hinted); `None` unless the call's limit is at most one bucket.
+    #[inline]
+    pub(crate) fn start_hint(&self, start: Option<Stamp>) -> Option<u64> {
+        start
+            .filter(|s| s.limit <= self.bucket)
+            .map(|s| self.origin.nanos_at(s.at))
+    }
+
+    /// [`record`](Self::record) that may count a success at `hint`, the call's start: the call was
+    /// bounded by a limit no longer than one bucket, so this is at most one bucket early (the window's
+    /// own resolution), and saves reading the clock again. Errors, trials and timed permits always read
+    /// the clock: they move the state machine or need the duration.
+    #[inline]
+    pub(crate) fn record_hinted(
+        &self,
+        permit: Permit,
+        outcome: Outcome,
+        hint: Option<u64>,
+    ) -> Option<Duration> {
+        let now = match hint {
+            Some(at) if !permit.trial && permit.start == UNTIMED && !outcome.is_error() => at,
+            _ => self.origin.nanos(),
+        };
+        self.record_at(permit, outcome, now)
+    }
+
+    /// [`record`](Self::record) with the clock already read (`now` on this breaker's origin).
+    #[inline]
+    pub(crate) fn record_at(&self, permit: Permit, outcome: Outcome, now: u64) -> Option<Duration> {
         let elapsed = (permit.start != UNTIMED).then(|| now.saturating_sub(permit.start));
         let slow = outcome != Outcome::BadRequest
             && self
@@ -492,8 +539,8 @@ impl CircuitBreaker {
         &self.origin
     }
 
-    pub(crate) fn observe_concurrency(&self, n: u32) {
-        self.counts.observe_peak(n, self.origin.nanos());
+    pub(crate) fn observe_concurrency_at(&self, n: u32, now: u64) {
+        self.counts.observe_peak(n, now);
     }
 
     pub(crate) fn peak_concurrency(&self) -> u32 {

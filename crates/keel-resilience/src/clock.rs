@@ -1,5 +1,7 @@
-//! Monotonic ticks from `tokio::time` (pausable in tests) and an injectable wall clock for emitted timestamps.
+//! Monotonic ticks from `tokio::time` (pausable in tests), the per-call clock reading shared down a
+//! layer stack, and an injectable wall clock for emitted timestamps.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -29,6 +31,85 @@ impl Origin {
     pub(crate) fn instant(&self, nanos: u64) -> Instant {
         self.0 + Duration::from_nanos(nanos)
     }
+}
+
+/// A clock reading taken at the start of a call, with the time limit that bounds the call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stamp {
+    pub(crate) at: Instant,
+    pub(crate) limit: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    /// No layer is listening.
+    Closed,
+    /// A layer above listens; nobody read the clock yet.
+    Open,
+    /// Read by a timeout below.
+    Read(Stamp),
+}
+
+thread_local! {
+    // `const` and without a destructor: one thread-pointer-relative access, no lazy init.
+    static SLOT: Cell<Slot> = const { Cell::new(Slot::Closed) };
+}
+
+/// Reading the clock costs as much as a whole layer (tens of ns in a VM), so one call through
+/// breaker → bulkhead → timeout reads it once: a layer that would read it at completion (the
+/// breaker's window) listens while its inner service's `call` runs, and a timeout below, which reads
+/// it at call time anyway, leaves its reading. The scope is the synchronous `call` only: nothing
+/// outlives it, so a reading never leaks into an unrelated call.
+#[derive(Debug)]
+pub(crate) struct Listen(Option<Slot>);
+
+impl Listen {
+    /// Starts listening (nested listeners each get their own reading).
+    #[inline]
+    pub(crate) fn start() -> Self {
+        Listen(Some(SLOT.replace(Slot::Open)))
+    }
+
+    /// Stops listening; the reading a timeout below left, if any.
+    #[inline]
+    pub(crate) fn finish(mut self) -> Option<Stamp> {
+        let prev = self.0.take().unwrap_or(Slot::Closed);
+        match SLOT.replace(prev) {
+            Slot::Read(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for Listen {
+    fn drop(&mut self) {
+        // Unwinding out of `call`: restore the outer state.
+        if let Some(prev) = self.0.take() {
+            SLOT.set(prev);
+        }
+    }
+}
+
+/// The time now for a call bounded by `limit`, left for a listening layer above. Reuses a reading
+/// taken earlier in the same listened-to `call` (same instant, give or take the synchronous code between).
+#[inline]
+pub(crate) fn call_start(limit: Duration) -> Instant {
+    SLOT.with(|slot| match slot.get() {
+        Slot::Closed => Instant::now(),
+        Slot::Open => {
+            let at = Instant::now();
+            slot.set(Slot::Read(Stamp { at, limit }));
+            at
+        }
+        Slot::Read(s) => {
+            // Keep the tighter bound: the listener may only lean on a limit that holds for the whole call.
+            slot.set(Slot::Read(Stamp {
+                at: s.at,
+                limit: s.limit.min(limit),
+            }));
+            s.at
+        }
+    })
 }
 
 /// Milliseconds since the Unix epoch, for `currentTime` fields. Injected so tests and replays can pin it.

@@ -16,7 +16,8 @@ pub use adaptive::{AdaptiveFuture, AdaptiveLimitLayer, AdaptiveLimitService};
 pub use admit::{AdmitFuture, BulkheadLayer, BulkheadService, RateLimitLayer, RateLimitService};
 pub use breaker::{BreakerFuture, BreakerLayer, BreakerService, Classify, ErrorsAreFailures};
 pub use command::{
-    BoxFallback, BoxFuture, CommandLayer, CommandService, NoFallbacks, RequestFallback,
+    BoxFallback, BoxFuture, CommandFuture, CommandLayer, CommandService, IntoBoxError,
+    MaybeFallback, NoFallbacks, RequestFallback,
 };
 pub use retry::BudgetedRetry;
 pub use timeout::{TimeoutFuture, TimeoutLayer, TimeoutService};

@@ -8,6 +8,35 @@ use std::time::Duration;
 /// Marks a bucket whose counters are being zeroed for a new epoch.
 const RESETTING: u64 = u64::MAX;
 
+/// Exact division by a divisor fixed at construction, by multiplication: a hardware `div` is a large
+/// share of recording one event.
+#[derive(Debug, Clone, Copy)]
+struct Divisor {
+    d: u64,
+    /// `floor((2^64 - 1) / d)`: the quotient estimate is at most two below the true one.
+    m: u64,
+}
+
+impl Divisor {
+    fn new(d: u64) -> Self {
+        let d = d.max(1);
+        Divisor { d, m: u64::MAX / d }
+    }
+
+    /// `(x / d, x % d)`.
+    #[inline]
+    fn div_rem(self, x: u64) -> (u64, u64) {
+        let mut q = ((u128::from(x) * u128::from(self.m)) >> 64) as u64;
+        // q <= x / d, so this cannot underflow.
+        let mut r = x - q * self.d;
+        while r >= self.d {
+            q += 1;
+            r -= self.d;
+        }
+        (q, r)
+    }
+}
+
 #[derive(Debug)]
 struct Bucket<const K: usize> {
     /// Tick this bucket holds plus one (0 = never used), or `RESETTING`.
@@ -24,7 +53,9 @@ struct Bucket<const K: usize> {
 #[derive(Debug)]
 pub struct RollingCounts<const K: usize> {
     buckets: Box<[Bucket<K>]>,
-    bucket_nanos: u64,
+    /// Bucket width in nanoseconds.
+    width: Divisor,
+    len: Divisor,
 }
 
 impl<const K: usize> RollingCounts<K> {
@@ -32,16 +63,18 @@ impl<const K: usize> RollingCounts<K> {
     pub fn new(window: Duration, buckets: usize) -> Self {
         let buckets = buckets.max(1);
         let bucket_nanos = ((window.as_nanos() / buckets as u128) as u64).max(1);
-        let buckets = (0..buckets)
+        let buckets: Box<[Bucket<K>]> = (0..buckets)
             .map(|_| Bucket {
                 epoch: AtomicU64::new(0),
                 counts: std::array::from_fn(|_| AtomicU64::new(0)),
                 peak: AtomicU32::new(0),
             })
             .collect();
+        let len = Divisor::new(buckets.len() as u64);
         RollingCounts {
             buckets,
-            bucket_nanos,
+            width: Divisor::new(bucket_nanos),
+            len,
         }
     }
 
@@ -50,10 +83,16 @@ impl<const K: usize> RollingCounts<K> {
         Duration::from_nanos(self.window_nanos())
     }
 
+    /// Width of one bucket in nanoseconds.
+    #[inline]
+    pub fn bucket_nanos(&self) -> u64 {
+        self.width.d
+    }
+
     /// Length of the whole window in nanoseconds.
     #[inline]
     pub fn window_nanos(&self) -> u64 {
-        self.bucket_nanos * self.buckets.len() as u64
+        self.width.d * self.len.d
     }
 
     /// Adds `n` to counter `kind` at time `now` (nanoseconds on the caller's monotonic origin).
@@ -73,8 +112,8 @@ impl<const K: usize> RollingCounts<K> {
 
     #[inline]
     fn bucket(&self, now: u64) -> &Bucket<K> {
-        let tick = now / self.bucket_nanos;
-        let bucket = &self.buckets[(tick % self.buckets.len() as u64) as usize];
+        let tick = self.tick(now);
+        let bucket = &self.buckets[self.len.div_rem(tick).1 as usize];
         let want = tick + 1;
         loop {
             let seen = bucket.epoch.load(Ordering::Acquire);
@@ -103,6 +142,11 @@ impl<const K: usize> RollingCounts<K> {
     }
 
     #[inline]
+    fn tick(&self, now: u64) -> u64 {
+        self.width.div_rem(now).0
+    }
+
+    #[inline]
     fn live(&self, bucket: &Bucket<K>, tick: u64) -> bool {
         let e = bucket.epoch.load(Ordering::Acquire);
         if e == 0 || e == RESETTING {
@@ -114,7 +158,7 @@ impl<const K: usize> RollingCounts<K> {
 
     /// Sum of each counter over the window ending at `now`.
     pub fn sum(&self, now: u64) -> [u64; K] {
-        let tick = now / self.bucket_nanos;
+        let tick = self.tick(now);
         let mut out = [0u64; K];
         for b in self.buckets.iter().filter(|b| self.live(b, tick)) {
             for (o, c) in out.iter_mut().zip(&b.counts) {
@@ -127,7 +171,7 @@ impl<const K: usize> RollingCounts<K> {
     /// Sum of the selected counters over the window ending at `now`, without touching the others.
     #[inline]
     pub fn sum_of<const M: usize>(&self, kinds: [usize; M], now: u64) -> [u64; M] {
-        let tick = now / self.bucket_nanos;
+        let tick = self.tick(now);
         let mut out = [0u64; M];
         for b in self.buckets.iter().filter(|b| self.live(b, tick)) {
             for (o, &k) in out.iter_mut().zip(&kinds) {
@@ -139,7 +183,7 @@ impl<const K: usize> RollingCounts<K> {
 
     /// Highest peak gauge seen in the window.
     pub fn peak(&self, now: u64) -> u32 {
-        let tick = now / self.bucket_nanos;
+        let tick = self.tick(now);
         self.buckets
             .iter()
             .filter(|b| self.live(b, tick))
@@ -236,6 +280,42 @@ impl CountWindow {
         for s in self.slots.iter() {
             let old = s.swap(0, Ordering::AcqRel);
             self.apply(old, 0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Divisor;
+
+    #[test]
+    fn divisor_is_exact() {
+        let mut xs = vec![0, 1, 2, 3, u64::MAX, u64::MAX - 1, 1 << 63, (1 << 63) - 1];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..2_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            xs.push(x);
+            xs.push(x >> 20);
+        }
+        for d in [
+            1,
+            2,
+            3,
+            7,
+            10,
+            1_000_000,
+            100_000_000,
+            1_000_000_007,
+            u64::MAX,
+            u64::MAX - 1,
+            1 << 32,
+        ] {
+            let div = Divisor::new(d);
+            for &x in &xs {
+                assert_eq!(div.div_rem(x), (x / d, x % d), "{x} / {d}");
+            }
         }
     }
 }

@@ -84,14 +84,11 @@ where
 
     #[inline]
     fn start(self, cmd: &Command) -> Result<Started<'_, Self::Running>, Cause<E>> {
-        let inner = &*cmd.inner;
-        let permit = inner
+        let permit = cmd
+            .inner
             .bulkhead
             .try_acquire()
             .map_err(Cause::SemaphoreRejected)?;
-        inner
-            .breaker
-            .observe_concurrency(inner.bulkhead.in_flight() as u32);
         Ok(Started {
             running: AsyncRun { fut: self.0 },
             slot: Some(permit),
@@ -225,6 +222,16 @@ impl<'c, W, C, F> Call<'c, W, C, F> {
             work: self.work,
             bad_request: self.bad_request,
             fallback: WithFallback(fallback),
+        }
+    }
+
+    /// Any [`Fallback`], e.g. one that may be absent (the command layer's per-request fallback).
+    pub(crate) fn fallback_with<F2>(self, fallback: F2) -> Call<'c, W, C, F2> {
+        Call {
+            cmd: self.cmd,
+            work: self.work,
+            bad_request: self.bad_request,
+            fallback,
         }
     }
 

@@ -14,6 +14,8 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
+use tokio::task::coop::Unconstrained;
+use tokio::time::{Instant, Sleep};
 
 use super::call::{Fallback, Started, Work};
 use super::{Cause, CauseKind, Command, CommandError};
@@ -43,7 +45,13 @@ impl std::ops::Deref for CommandRef<'_> {
 pin_project! {
     #[project = StageProj]
     enum Stage<R, G> {
-        Timed { #[pin] fut: tokio::time::Timeout<R>, limit: Duration },
+        // The timer is armed on the first `Pending` only (see `layer::timeout`).
+        Timed {
+            #[pin] fut: R,
+            #[pin] timer: Option<Unconstrained<Sleep>>,
+            deadline: Option<Instant>,
+            limit: Duration,
+        },
         Untimed { #[pin] fut: R },
         Fallback { #[pin] fut: G, kind: CauseKind },
         Ready,
@@ -107,8 +115,11 @@ where
         bad_request: C,
         fallback: F,
     ) -> Self {
+        // The clock is read twice per call: here, and when the run ends.
+        let at = Instant::now();
+        let started = cmd.inner.breaker.origin().nanos_at(at);
         let mut q = Queued {
-            started: cmd.inner.breaker.origin().nanos(),
+            started,
             cmd,
             bad_request,
             fallback: Some(fallback),
@@ -119,7 +130,7 @@ where
             _out: PhantomData,
         };
         let inner = &*q.cmd.inner;
-        let Ok(permit) = inner.breaker.try_acquire_timed() else {
+        let Ok(permit) = inner.breaker.try_acquire_at(started) else {
             q.stage = q.fall_back(Cause::ShortCircuited);
             return q;
         };
@@ -127,9 +138,16 @@ where
         let (stage, slot) = match work.start(&q.cmd) {
             Ok(Started { running, slot }) => {
                 let held = slot.map(|s| s.detach()).is_some();
+                if held {
+                    inner
+                        .breaker
+                        .observe_concurrency_at(inner.bulkhead.in_flight() as u32, started);
+                }
                 let stage = match inner.config.timeout {
                     Some(limit) => Stage::Timed {
-                        fut: tokio::time::timeout(limit, running),
+                        fut: running,
+                        timer: None,
+                        deadline: at.checked_add(limit),
                         limit,
                     },
                     None => Stage::Untimed { fut: running },
@@ -147,7 +165,7 @@ where
                     Cause::ThreadPoolRejected(_) => Outcome::ThreadPoolRejected,
                     _ => Outcome::Failure,
                 };
-                finish(&q.cmd, &mut q.permit, outcome);
+                finish(&q.cmd, &mut q.permit, outcome, started);
                 q.stage = q.fall_back(cause);
             }
         }
@@ -175,12 +193,32 @@ where
         let mut this = self.project();
         let cmd: &Command = this.cmd;
         let inner = &*cmd.inner;
+        // When the run ended, if it ran (then the total latency needs no second reading).
+        let mut ended = None;
         let answer = 'answer: loop {
             let result = match this.stage.as_mut().project() {
-                StageProj::Timed { fut, limit } => {
-                    let limit = *limit;
-                    ready!(fut.poll(cx)).unwrap_or(Err(Cause::Timeout(TimedOut(limit))))
-                }
+                StageProj::Timed {
+                    fut,
+                    mut timer,
+                    deadline,
+                    limit,
+                } => match fut.poll(cx) {
+                    Poll::Ready(r) => r,
+                    Poll::Pending => {
+                        if timer.is_none() {
+                            let Some(deadline) = *deadline else {
+                                return Poll::Pending;
+                            };
+                            timer.set(Some(tokio::task::coop::unconstrained(
+                                tokio::time::sleep_until(deadline),
+                            )));
+                        }
+                        match timer.as_pin_mut().map(|t| t.poll(cx)) {
+                            Some(Poll::Ready(())) => Err(Cause::Timeout(TimedOut(*limit))),
+                            _ => return Poll::Pending,
+                        }
+                    }
+                },
                 StageProj::Untimed { fut } => ready!(fut.poll(cx)),
                 StageProj::Fallback { fut, kind } => {
                     let kind = *kind;
@@ -217,10 +255,10 @@ where
                 Err(cause @ Cause::Timeout(_)) => (Outcome::Timeout, Err(Ok(cause))),
                 Err(cause) => (Outcome::Failure, Err(Ok(cause))),
             };
-            if let Some(elapsed) = finish(cmd, this.permit, outcome) {
-                inner
-                    .latency_execute
-                    .record(elapsed, inner.breaker.origin().nanos());
+            let now = inner.breaker.origin().nanos();
+            ended = Some(now);
+            if let Some(elapsed) = finish(cmd, this.permit, outcome, now) {
+                inner.latency_execute.record(elapsed, now);
             }
             match cause {
                 Ok(v) => break Ok(v),
@@ -234,12 +272,13 @@ where
                     if let Some(a) = answer {
                         break a;
                     }
-                    // The fallback runs: poll it now.
+                    // The fallback runs: poll it now; its time counts in the total.
+                    ended = None;
                 }
             }
         };
         this.stage.set(Stage::Done);
-        let now = inner.breaker.origin().nanos();
+        let now = ended.unwrap_or_else(|| inner.breaker.origin().nanos());
         inner
             .latency_total
             .record(Duration::from_nanos(now.saturating_sub(*this.started)), now);
@@ -247,10 +286,15 @@ where
     }
 }
 
-fn finish(cmd: &Command, permit: &mut Option<Permit>, outcome: Outcome) -> Option<Duration> {
+fn finish(
+    cmd: &Command,
+    permit: &mut Option<Permit>,
+    outcome: Outcome,
+    now: u64,
+) -> Option<Duration> {
     permit
         .take()
-        .and_then(|p| cmd.inner.breaker.record(p, outcome))
+        .and_then(|p| cmd.inner.breaker.record_at(p, outcome, now))
 }
 
 /// The fallback stage, or the answer at once when there is none or fallbacks are off.

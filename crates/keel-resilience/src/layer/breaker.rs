@@ -11,6 +11,7 @@ use tower::{Layer, Service};
 
 use super::BoxError;
 use crate::breaker::{CircuitBreaker, Permit};
+use crate::clock::Listen;
 use crate::error::{
     BulkheadFull, LimitExceeded, PoolRejected, RateLimited, ShortCircuited, TimedOut,
 };
@@ -119,6 +120,8 @@ impl<S, C> BreakerService<S, C> {
 struct Guard {
     breaker: Arc<CircuitBreaker>,
     permit: Option<Permit>,
+    /// When the call started, if a timeout below read the clock (see `CircuitBreaker::start_hint`).
+    hint: Option<u64>,
 }
 
 impl Drop for Guard {
@@ -159,7 +162,9 @@ where
             } => {
                 let result = ready!(fut.poll(cx));
                 if let Some(p) = guard.permit.take() {
-                    guard.breaker.record(p, classify.classify(&result));
+                    guard
+                        .breaker
+                        .record_hinted(p, classify.classify(&result), guard.hint);
                 }
                 Poll::Ready(result.map_err(Into::into))
             }
@@ -187,14 +192,20 @@ where
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         match self.breaker.try_acquire() {
-            Ok(permit) => BreakerFuture::Running {
-                fut: self.inner.call(req),
-                guard: Guard {
-                    breaker: Arc::clone(&self.breaker),
-                    permit: Some(permit),
-                },
-                classify: self.classify.clone(),
-            },
+            Ok(permit) => {
+                // Borrow the start a timeout below reads instead of reading the clock at the end.
+                // Fields are evaluated in order: `finish` runs after the inner call.
+                let listen = Listen::start();
+                BreakerFuture::Running {
+                    fut: self.inner.call(req),
+                    guard: Guard {
+                        hint: self.breaker.start_hint(listen.finish()),
+                        breaker: Arc::clone(&self.breaker),
+                        permit: Some(permit),
+                    },
+                    classify: self.classify.clone(),
+                }
+            }
             Err(e) => BreakerFuture::Rejected { err: Some(e) },
         }
     }

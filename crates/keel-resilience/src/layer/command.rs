@@ -5,10 +5,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use super::BoxError;
-use crate::command::{Cause, Command, CommandError};
+use crate::command::{AsyncRun, Cause, Command, CommandError, Fallback, Queued};
 use crate::error::ShortCircuited;
 
 /// A boxed, sendable future, as the command layer's response future and a request's fallback.
@@ -120,6 +121,93 @@ impl<S, B, G> CommandService<S, B, G> {
     }
 }
 
+pin_project! {
+    /// The inner service's future with its error boxed, as the command's `run`.
+    #[derive(Debug)]
+    pub struct IntoBoxError<F> {
+        #[pin]
+        fut: F,
+    }
+}
+
+impl<F, T, E> Future for IntoBoxError<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().fut.poll(cx).map_err(Into::into)
+    }
+}
+
+/// A request's own fallback, if it carried one.
+pub struct MaybeFallback<Res>(Option<BoxFallback<Res>>);
+
+impl<Res> std::fmt::Debug for MaybeFallback<Res> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("MaybeFallback")
+            .field(&self.0.is_some())
+            .finish()
+    }
+}
+
+impl<Res> Fallback<Res, BoxError> for MaybeFallback<Res> {
+    type Future = BoxFuture<Result<Res, BoxError>>;
+
+    fn call(self, cause: Cause<BoxError>) -> Result<Self::Future, Cause<BoxError>> {
+        match self.0 {
+            Some(f) => Ok(f(cause)),
+            None => Err(cause),
+        }
+    }
+}
+
+type CommandQueued<F, B, Res> = Queued<
+    'static,
+    AsyncRun<IntoBoxError<F>>,
+    B,
+    MaybeFallback<Res>,
+    BoxFuture<Result<Res, BoxError>>,
+    Res,
+    BoxError,
+>;
+
+pin_project! {
+    /// Response future of [`CommandService`]: one queued command execution, unboxed.
+    pub struct CommandFuture<F, B, Res> {
+        #[pin]
+        queued: CommandQueued<F, B, Res>,
+    }
+}
+
+impl<F, B, Res> std::fmt::Debug for CommandFuture<F, B, Res> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommandFuture")
+            .field("queued", &self.queued)
+            .finish()
+    }
+}
+
+impl<F, B, Res, E> Future for CommandFuture<F, B, Res>
+where
+    F: Future<Output = Result<Res, E>>,
+    E: Into<BoxError>,
+    B: Fn(&BoxError) -> bool,
+{
+    type Output = Result<Res, BoxError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project()
+            .queued
+            .poll(cx)
+            .map_err(CommandError::into_box_error)
+    }
+}
+
 impl<S, B, G, Req> Service<Req> for CommandService<S, B, G>
 where
     S: Service<Req>,
@@ -131,27 +219,23 @@ where
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = BoxFuture<Result<S::Response, BoxError>>;
+    type Future = CommandFuture<S::Future, B, S::Response>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
+    #[inline]
     fn call(&mut self, mut req: Req) -> Self::Future {
-        let fallback = self.fallback.take(&mut req);
+        let fallback = MaybeFallback(self.fallback.take(&mut req));
         let fut = self.inner.call(req);
-        let command = self.command.clone();
-        let bad_request = self.bad_request.clone();
-        Box::pin(async move {
-            let call = command
-                .call(async move { fut.await.map_err(Into::into) })
-                .bad_request(bad_request);
-            let result = match fallback {
-                Some(f) => call.fallback(f).queue().await,
-                None => call.queue().await,
-            };
-            result.map_err(CommandError::into_box_error)
-        })
+        let queued = self
+            .command
+            .call(IntoBoxError { fut })
+            .bad_request(self.bad_request.clone())
+            .fallback_with(fallback)
+            .queue_owned();
+        CommandFuture { queued }
     }
 }
 

@@ -1,4 +1,8 @@
 //! Timeout layer: the inner future is dropped (really cancelled, its permits freed) when time runs out.
+//!
+//! The deadline is fixed when the call is made, as with `tokio::time::timeout`, but the timer is armed
+//! only once the inner future is pending: a call that completes on its first poll never touches the
+//! runtime's timer (whose registration and removal take the time driver's lock).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -6,9 +10,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
+use tokio::task::coop::Unconstrained;
+use tokio::time::{Instant, Sleep};
 use tower::{Layer, Service};
 
 use super::BoxError;
+use crate::clock;
 use crate::error::TimedOut;
 
 /// Fails calls that take longer than `limit` with [`TimedOut`].
@@ -44,11 +51,26 @@ pub struct TimeoutService<S> {
 
 pin_project! {
     /// Response future of [`TimeoutService`].
-    #[derive(Debug)]
     pub struct TimeoutFuture<F> {
         #[pin]
-        fut: tokio::time::Timeout<F>,
+        fut: F,
+        // Armed on the first `Pending`. Polled unconstrained by tokio's task budget, as
+        // `tokio::time::Timeout` does, so an inner future that keeps using up the budget still times out.
+        #[pin]
+        timer: Option<Unconstrained<Sleep>>,
+        deadline: Option<Instant>,
         limit: Duration,
+    }
+}
+
+impl<F: std::fmt::Debug> std::fmt::Debug for TimeoutFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TimeoutFuture")
+            .field("fut", &self.fut)
+            .field("armed", &self.timer.is_some())
+            .field("deadline", &self.deadline)
+            .field("limit", &self.limit)
+            .finish()
     }
 }
 
@@ -61,12 +83,23 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let limit = *this.limit;
-        this.fut.poll(cx).map(|r| match r {
-            Ok(r) => r.map_err(Into::into),
-            Err(_) => Err(Box::new(TimedOut(limit)) as BoxError),
-        })
+        let mut this = self.project();
+        if let Poll::Ready(r) = this.fut.poll(cx) {
+            return Poll::Ready(r.map_err(Into::into));
+        }
+        if this.timer.is_none() {
+            // No deadline: the limit is too large to be represented, as in `tokio::time::timeout`.
+            let Some(deadline) = *this.deadline else {
+                return Poll::Pending;
+            };
+            this.timer.set(Some(tokio::task::coop::unconstrained(
+                tokio::time::sleep_until(deadline),
+            )));
+        }
+        match this.timer.as_pin_mut().map(|t| t.poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Err(Box::new(TimedOut(*this.limit)))),
+            _ => Poll::Pending,
+        }
     }
 }
 
@@ -84,8 +117,12 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
+        // Read before the inner call, like `tokio::time::timeout`: the limit covers all of it.
+        let deadline = clock::call_start(self.limit).checked_add(self.limit);
         TimeoutFuture {
-            fut: tokio::time::timeout(self.limit, self.inner.call(req)),
+            fut: self.inner.call(req),
+            timer: None,
+            deadline,
             limit: self.limit,
         }
     }
