@@ -13,6 +13,23 @@ use crate::instance::{Instance, InstanceId, InstanceSpec};
 /// `warm_from` of instances that need no ramp (those in the initial list).
 const WARM: u64 = 0;
 
+/// Two different indices below `n` (at least 2), uniform, from one random draw: the high and low
+/// halves of a 64-bit number each scaled to a range (Lemire's multiply-shift; the bias is below
+/// `n / 2^32`, nothing next to peak-EWMA's noise).
+#[inline]
+fn two_distinct(n: usize) -> (usize, usize) {
+    debug_assert!(n >= 2);
+    let Ok(n32) = u32::try_from(n) else {
+        let a = fastrand::usize(..n);
+        let b = fastrand::usize(..n - 1);
+        return (a, b + usize::from(b >= a));
+    };
+    let r = fastrand::u64(..);
+    let a = ((r & 0xffff_ffff) * u64::from(n32)) >> 32;
+    let b = ((r >> 32) * u64::from(n32 - 1)) >> 32;
+    (a as usize, (b + u64::from(b >= a)) as usize)
+}
+
 /// The instance list as of one update, split by zone once so picks do no filtering work.
 #[derive(Debug)]
 struct Snapshot<T> {
@@ -256,21 +273,13 @@ impl<T> Balancer<T> {
         if n == 1 {
             return self.available(&list[0], now, tried).then(|| &list[0]);
         }
-        let a = fastrand::usize(..n);
-        let mut b = fastrand::usize(..n - 1);
-        if b >= a {
-            b += 1;
-        }
+        let (a, b) = two_distinct(n);
         let (ia, ib) = (&list[a], &list[b]);
         match (
             self.available(ia, now, tried),
             self.available(ib, now, tried),
         ) {
-            (true, true) => Some(if self.cost(ib, now) < self.cost(ia, now) {
-                ib
-            } else {
-                ia
-            }),
+            (true, true) => Some(if self.cheaper(ib, ia, now) { ib } else { ia }),
             (true, false) => Some(ia),
             (false, true) => Some(ib),
             // Both out: look for anyone still in, cheapest first.
@@ -279,6 +288,24 @@ impl<T> Balancer<T> {
                 .filter(|i| self.available(i, now, tried))
                 .min_by(|x, y| self.cost(x, now).total_cmp(&self.cost(y, now))),
         }
+    }
+
+    /// `cost(x) < cost(y)` without dividing: both sides of [`cost`](Self::cost) are kept as
+    /// numerator / denominator and compared crosswise (the decay constant cancels out).
+    #[inline]
+    fn cheaper(&self, x: &Instance<T>, y: &Instance<T>, now: u64) -> bool {
+        let (nx, dx) = self.cost_ratio(x, now);
+        let (ny, dy) = self.cost_ratio(y, now);
+        nx * dy < ny * dx
+    }
+
+    /// [`cost`](Self::cost) divided by the decay time, as (numerator, denominator), both positive.
+    #[inline]
+    fn cost_ratio(&self, i: &Instance<T>, now: u64) -> (f64, f64) {
+        let rtt = f64::from_bits(i.ewma.load(Ordering::Relaxed));
+        let idle = now.saturating_sub(i.last_sample.load(Ordering::Relaxed)) as f64;
+        let load = f64::from(i.pending.load(Ordering::Relaxed) + 1);
+        (rtt * load, (self.decay_ns + idle) * self.warmth(i, now))
     }
 
     fn weighted<'s>(
