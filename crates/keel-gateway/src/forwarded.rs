@@ -1,7 +1,9 @@
 //! Client address resolution through trusted proxies, and the X-Forwarded-* / Forwarded headers we send.
 
+use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
 use crate::predicate::Cidr;
@@ -60,12 +62,18 @@ pub struct Hop<'a> {
     pub prefix: &'a str,
 }
 
-fn append_or_set(out: &mut HeaderMap, name: HeaderName, trusted: bool, value: &str) {
-    let v = match out.get(&name).and_then(|v| v.to_str().ok()) {
+/// Sets `name` to `value`, appended to what arrived when the peer is trusted. `value` becomes the
+/// header's buffer as it is (no copy) unless something is appended to.
+fn append_or_set(out: &mut HeaderMap, name: HeaderName, trusted: bool, value: Vec<u8>) {
+    let v = match out.get(&name) {
         Some(prev) if trusted && !prev.is_empty() => {
-            HeaderValue::from_str(&format!("{prev}, {value}"))
+            let mut joined = Vec::with_capacity(prev.len() + 2 + value.len());
+            joined.extend_from_slice(prev.as_bytes());
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(&value);
+            HeaderValue::from_maybe_shared(Bytes::from(joined))
         }
-        _ => HeaderValue::from_str(value),
+        _ => HeaderValue::from_maybe_shared(Bytes::from(value)),
     };
     if let Ok(v) = v {
         out.insert(name, v);
@@ -73,11 +81,38 @@ fn append_or_set(out: &mut HeaderMap, name: HeaderName, trusted: bool, value: &s
 }
 
 /// Sets `X-Forwarded-For/-Proto/-Host/-Port/-Prefix` and `Forwarded` on the upstream request.
-/// Values that arrived are kept (and appended to) only from trusted proxies.
+/// Values that arrived are kept (and appended to) only from trusted proxies. Runs on every proxied
+/// request: values are written straight into the buffers that become the headers.
 pub fn apply(out: &mut HeaderMap, hop: &Hop<'_>) {
     let ip = hop.peer.ip();
-    let ip_text = ip.to_string();
-    append_or_set(out, X_FORWARDED_FOR, hop.trusted, &ip_text);
+    let host = hop.host.and_then(|h| h.to_str().ok());
+    // Forwarded's element first; X-Forwarded-For takes the address from it. RFC 7239: IPv6
+    // addresses are quoted and bracketed.
+    let mut forwarded = Vec::with_capacity(64 + host.map_or(0, str::len));
+    forwarded.extend_from_slice(b"for=");
+    let ip_start = if ip.is_ipv6() { 6 } else { 4 };
+    if ip.is_ipv6() {
+        forwarded.extend_from_slice(b"\"[");
+    }
+    // Writing into a Vec cannot fail.
+    let _ = write!(forwarded, "{ip}");
+    let ip_end = forwarded.len();
+    if ip.is_ipv6() {
+        forwarded.extend_from_slice(b"]\"");
+    }
+    forwarded.extend_from_slice(b";proto=");
+    forwarded.extend_from_slice(hop.proto.as_bytes());
+    if let Some(h) = host {
+        forwarded.extend_from_slice(b";host=\"");
+        forwarded.extend_from_slice(h.as_bytes());
+        forwarded.push(b'"');
+    }
+    append_or_set(
+        out,
+        X_FORWARDED_FOR,
+        hop.trusted,
+        forwarded[ip_start..ip_end].to_vec(),
+    );
     let keep = |out: &HeaderMap, name: &HeaderName| hop.trusted && out.contains_key(name);
     if !keep(out, &X_FORWARDED_PROTO) {
         out.insert(X_FORWARDED_PROTO, HeaderValue::from_static(hop.proto));
@@ -93,9 +128,7 @@ pub fn apply(out: &mut HeaderMap, hop: &Hop<'_>) {
         }
     }
     if !keep(out, &X_FORWARDED_PORT) {
-        let port = hop
-            .host
-            .and_then(|h| h.to_str().ok())
+        let port = host
             .and_then(|h| {
                 h.rsplit_once(':')
                     .filter(|(_, p)| !p.contains(']'))
@@ -111,22 +144,10 @@ pub fn apply(out: &mut HeaderMap, hop: &Hop<'_>) {
     } else if let Ok(v) = HeaderValue::from_str(hop.prefix) {
         out.insert(X_FORWARDED_PREFIX, v);
     }
-    // RFC 7239: IPv6 addresses are quoted and bracketed.
-    let node = if ip.is_ipv6() {
-        format!("\"[{ip}]\"")
-    } else {
-        ip_text
-    };
-    let mut element = format!("for={node};proto={}", hop.proto);
-    if let Some(h) = hop.host.and_then(|h| h.to_str().ok()) {
-        element.push_str(";host=\"");
-        element.push_str(h);
-        element.push('"');
-    }
     if !hop.trusted {
         out.remove(header::FORWARDED);
     }
-    append_or_set(out, header::FORWARDED, hop.trusted, &element);
+    append_or_set(out, header::FORWARDED, hop.trusted, forwarded);
 }
 
 #[cfg(test)]
@@ -151,5 +172,49 @@ mod tests {
             lb.client_ip("10.0.0.1".parse().unwrap(), &h),
             "2.2.2.2".parse::<IpAddr>().unwrap()
         );
+    }
+
+    #[test]
+    fn headers_for_untrusted_ipv4_and_trusted_ipv6_peers() {
+        let host = HeaderValue::from_static("example.com:8443");
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        h.insert("forwarded", HeaderValue::from_static("for=6.6.6.6"));
+        let hop = Hop {
+            peer: "10.1.2.3:5000".parse().unwrap(),
+            trusted: false,
+            proto: "https",
+            host: Some(&host),
+            local_port: 443,
+            prefix: "",
+        };
+        apply(&mut h, &hop);
+        assert_eq!(h["x-forwarded-for"], "10.1.2.3");
+        assert_eq!(
+            h["forwarded"],
+            "for=10.1.2.3;proto=https;host=\"example.com:8443\""
+        );
+        assert_eq!(h["x-forwarded-port"], "8443");
+        assert_eq!(h["x-forwarded-proto"], "https");
+
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("1.1.1.1"));
+        h.insert("forwarded", HeaderValue::from_static("for=1.1.1.1"));
+        let hop = Hop {
+            peer: "[2001:db8::1]:5000".parse().unwrap(),
+            trusted: true,
+            proto: "http",
+            host: None,
+            local_port: 80,
+            prefix: "/api",
+        };
+        apply(&mut h, &hop);
+        assert_eq!(h["x-forwarded-for"], "1.1.1.1, 2001:db8::1");
+        assert_eq!(
+            h["forwarded"],
+            "for=1.1.1.1, for=\"[2001:db8::1]\";proto=http"
+        );
+        assert_eq!(h["x-forwarded-port"], "80");
+        assert_eq!(h["x-forwarded-prefix"], "/api");
     }
 }

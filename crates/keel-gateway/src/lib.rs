@@ -358,6 +358,50 @@ pub fn admin_router(gateway: Gateway) -> Router {
     admin::router(gateway.clone()).with_state(gateway)
 }
 
+/// The gateway's listener ([`keel_server::Handler`]): a proxied request goes straight to the proxy,
+/// without axum's routing, request tracing or the per-component HTTP metrics (the proxy keeps its own
+/// per-route metrics and access log). Paths the router may answer itself — the admin API, the
+/// actuator and `/metrics` — go through `app`, which still falls back to the proxy.
+#[derive(Clone)]
+pub struct Front {
+    gateway: Gateway,
+    app: Router,
+}
+
+impl Front {
+    /// `app` is [`router`] wrapped with the shared endpoints ([`keel_server::app`]).
+    pub fn new(gateway: Gateway, app: Router) -> Self {
+        Self { gateway, app }
+    }
+
+    fn for_app(&self, path: &str) -> bool {
+        let under = |prefix: &str| {
+            path.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        under("/actuator")
+            || path == "/metrics"
+            || (!self.gateway.config.admin_separate && under("/keel/v1/gateway"))
+    }
+}
+
+impl keel_server::Handler for Front {
+    fn handle(
+        &self,
+        peer: SocketAddr,
+        request: Request,
+    ) -> impl Future<Output = Response> + Send + use<> {
+        let app = self.for_app(request.uri().path()).then(|| self.app.clone());
+        let gateway = self.gateway.clone();
+        async move {
+            match app {
+                Some(app) => keel_server::Handler::handle(&app, peer, request).await,
+                None => proxy::handle(gateway, peer, request).await,
+            }
+        }
+    }
+}
+
 async fn proxy_entry(State(gw): State<Gateway>, req: Request) -> Response<Body> {
     let peer = req
         .extensions()

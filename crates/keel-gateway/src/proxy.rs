@@ -78,7 +78,15 @@ const HOP_BY_HOP: [HeaderName; 6] = [
     header::PROXY_AUTHORIZATION,
 ];
 
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name) || name == KEEP_ALIVE || name == PROXY_CONNECTION
+}
+
 fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // Most messages carry none: one pass over the names (no hashing) decides whether to look further.
+    if !h.keys().any(is_hop_by_hop) {
+        return;
+    }
     // Headers named by Connection are hop-by-hop too (RFC 9110 §7.6.1).
     if let Some(conn) = h
         .get(header::CONNECTION)

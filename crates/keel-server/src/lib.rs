@@ -17,5 +17,5 @@ pub use health::{Health, HealthIndicator, HealthRegistry, HealthReport, Status};
 pub use health_source::{HealthSource, HealthSourceError, HttpHealthSource, LocalHealthSource};
 pub use limits::HttpLimits;
 pub use metrics::{HttpMetrics, MetricsRegistry};
-pub use serve::{Common, app, serve, serve_tls, serve_workers};
+pub use serve::{Common, Handler, app, serve, serve_tls, serve_workers};
 pub use shutdown::{Shutdown, ShutdownConfig};

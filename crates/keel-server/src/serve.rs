@@ -1,8 +1,11 @@
 //! Wrapping a component's router with the shared endpoints, and serving it until shutdown.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
@@ -18,6 +21,38 @@ use crate::metrics::{Recorder, prometheus, record};
 use crate::{
     BoundListener, HealthRegistry, HealthReport, HttpLimits, HttpMetrics, MetricsRegistry, Shutdown,
 };
+
+/// What answers each request of a connection: the request and the peer it came from, to a response.
+///
+/// A [`Router`] is one (it sees the peer as axum's `ConnectInfo<SocketAddr>`). A component with a hot
+/// path of its own — the gateway's proxy — implements it to reach that path without going through
+/// axum's routing and middleware, and hands everything else to its router.
+pub trait Handler: Clone + Send + Sync + 'static {
+    fn handle(
+        &self,
+        peer: SocketAddr,
+        request: hyper::Request<Body>,
+    ) -> impl Future<Output = Response> + Send + use<Self>;
+}
+
+impl Handler for Router {
+    fn handle(
+        &self,
+        peer: SocketAddr,
+        mut request: hyper::Request<Body>,
+    ) -> impl Future<Output = Response> + Send + use<> {
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        let router = self.clone();
+        async move {
+            match router.oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+    }
+}
 
 /// What every component of one process shares: the shutdown sequence, health, metrics and limits.
 #[derive(Clone, Debug)]
@@ -110,9 +145,9 @@ pub async fn serve_tls(
 /// that accepts from the same socket. A connection, its requests and whatever they start (the
 /// gateway's upstream connections, kept in per-thread pools) stay on one thread, as in nginx's
 /// workers, so no request pays for waking another thread. Returns when every worker has drained.
-pub async fn serve_workers(
+pub async fn serve_workers<H: Handler>(
     listener: BoundListener,
-    router: Router,
+    handler: H,
     common: &Common,
     tls: Option<tokio_rustls::TlsAcceptor>,
     workers: usize,
@@ -138,7 +173,7 @@ pub async fn serve_workers(
                 break;
             }
         };
-        let (router, common, tls) = (router.clone(), common.clone(), tls.clone());
+        let (handler, common, tls) = (handler.clone(), common.clone(), tls.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let spawned = std::thread::Builder::new()
             .name(format!("{component}-worker-{n}"))
@@ -161,7 +196,7 @@ pub async fn serve_workers(
                                 listener,
                                 local_addr,
                             };
-                            serve_with(bound, router, &common, tls).await;
+                            serve_with(bound, handler, &common, tls).await;
                         }
                         Err(e) => tracing::error!(component, error = %e, "worker cannot listen"),
                     }
@@ -178,9 +213,9 @@ pub async fn serve_workers(
     }
 }
 
-async fn serve_with(
+async fn serve_with<H: Handler>(
     listener: BoundListener,
-    router: Router,
+    handler: H,
     common: &Common,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
@@ -216,23 +251,12 @@ async fn serve_with(
             () = shutdown.stopped_accepting() => break,
         };
         let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let service = hyper::service::service_fn(
-            move |mut request: hyper::Request<hyper::body::Incoming>| {
-                request
-                    .extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
-                let router = router.clone();
-                async move {
-                    Ok::<_, Infallible>(
-                        router
-                            .oneshot(request.map(axum::body::Body::new))
-                            .await
-                            .unwrap_or_else(|e| match e {}),
-                    )
-                }
-            },
-        );
+        let handler = handler.clone();
+        let service =
+            hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let response = handler.handle(peer, request.map(Body::new));
+                async move { Ok::<_, Infallible>(response.await) }
+            });
         let Some(tls) = &tls else {
             let conn = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)

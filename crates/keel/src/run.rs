@@ -273,9 +273,8 @@ pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Res
             _ => continue,
         };
         if let Some(bound) = bound {
-            registrations.push(
-                crate::self_registration::start(who, &urls, bound, public_url).await?,
-            );
+            registrations
+                .push(crate::self_registration::start(who, &urls, bound, public_url).await?);
         }
     }
 
@@ -327,15 +326,19 @@ pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Res
     }
     let mut tasks = tokio::task::JoinSet::new();
     for (listener, app, common) in bound {
-        if listener.component == "gateway" {
+        if listener.component == "gateway"
+            && let Some(gateway) = &gateway_handle
+        {
             // nginx-style workers: a thread and runtime each, with their own upstream pools.
             let tls = gateway_tls.clone();
             let workers = match settings.gateway_workers {
                 0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
                 n => n,
             };
+            // Proxied requests skip the router: see keel_gateway::Front.
+            let front = keel_gateway::Front::new(gateway.clone(), app);
             tasks.spawn(async move {
-                keel_server::serve_workers(listener, app, &common, tls, workers).await
+                keel_server::serve_workers(listener, front, &common, tls, workers).await
             });
         } else {
             tasks.spawn(async move { keel_server::serve(listener, app, &common).await });
