@@ -28,7 +28,7 @@ fn grpc_ok() -> HeaderMap {
 
 /// A gRPC-shaped backend speaking h2c only: `Unary` answers the whole request body then trailers;
 /// `Bidi` echoes each request frame as it arrives, then trailers when the request ends.
-async fn h2c_backend() -> SocketAddr {
+pub(crate) async fn h2c_backend() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {

@@ -89,3 +89,41 @@ async fn registry_changes_reach_the_gateway_through_the_watch_stream() {
         start.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_registered_with_protocol_h2c_is_called_over_h2c() {
+    let reg = registry().await;
+    let backend = crate::protocols::h2c_backend().await;
+    let g = TestGateway::start(GatewayConfig::default(), "").await;
+    g.gw.follow_registry(&format!("http://{reg}/eureka"))
+        .unwrap();
+    let c = client();
+    let mut body = instance("orders-h2c", backend.port());
+    body["instance"]["metadata"] = serde_json::json!({"protocol": "h2c"});
+    let r = c
+        .post(format!("http://{reg}/eureka/apps/ORDERS"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    // The client speaks HTTP/1.1 to the gateway; the backend only answers HTTP/2 without TLS.
+    let version = eventually(
+        Duration::from_secs(10),
+        "gateway routes /orders/** to the h2c instance",
+        || async {
+            let r = c
+                .post(g.url("/orders/svc/Unary"))
+                .body("ping")
+                .send()
+                .await
+                .ok()?;
+            (r.status() == 200).then(|| r.headers().get("x-backend-version").cloned())?
+        },
+    )
+    .await;
+    assert_eq!(
+        version, "HTTP/2.0",
+        "instance metadata protocol: h2c ignored"
+    );
+}
