@@ -14,12 +14,12 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use tokio::task::coop::Unconstrained;
 use tokio::time::{Instant, Sleep};
 
 use super::call::{Fallback, Started, Work};
 use super::{Cause, CauseKind, Command, CommandError};
 use crate::breaker::Permit;
+use crate::clock;
 use crate::error::TimedOut;
 use crate::event::{Event, Outcome};
 
@@ -48,7 +48,7 @@ pin_project! {
         // The timer is armed on the first `Pending` only (see `layer::timeout`).
         Timed {
             #[pin] fut: R,
-            #[pin] timer: Option<Unconstrained<Sleep>>,
+            #[pin] timer: Option<Sleep>,
             deadline: Option<Instant>,
             limit: Duration,
         },
@@ -209,11 +209,9 @@ where
                             let Some(deadline) = *deadline else {
                                 return Poll::Pending;
                             };
-                            timer.set(Some(tokio::task::coop::unconstrained(
-                                tokio::time::sleep_until(deadline),
-                            )));
+                            timer.set(Some(tokio::time::sleep_until(deadline)));
                         }
-                        match timer.as_pin_mut().map(|t| t.poll(cx)) {
+                        match timer.as_pin_mut().map(|t| clock::poll_timer(t, cx)) {
                             Some(Poll::Ready(())) => Err(Cause::Timeout(TimedOut(*limit))),
                             _ => return Poll::Pending,
                         }

@@ -10,7 +10,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use tokio::task::coop::Unconstrained;
 use tokio::time::{Instant, Sleep};
 use tower::{Layer, Service};
 
@@ -54,10 +53,9 @@ pin_project! {
     pub struct TimeoutFuture<F> {
         #[pin]
         fut: F,
-        // Armed on the first `Pending`. Polled unconstrained by tokio's task budget, as
-        // `tokio::time::Timeout` does, so an inner future that keeps using up the budget still times out.
+        // Armed on the first `Pending`.
         #[pin]
-        timer: Option<Unconstrained<Sleep>>,
+        timer: Option<Sleep>,
         deadline: Option<Instant>,
         limit: Duration,
     }
@@ -92,11 +90,9 @@ where
             let Some(deadline) = *this.deadline else {
                 return Poll::Pending;
             };
-            this.timer.set(Some(tokio::task::coop::unconstrained(
-                tokio::time::sleep_until(deadline),
-            )));
+            this.timer.set(Some(tokio::time::sleep_until(deadline)));
         }
-        match this.timer.as_pin_mut().map(|t| t.poll(cx)) {
+        match this.timer.as_pin_mut().map(|t| clock::poll_timer(t, cx)) {
             Some(Poll::Ready(())) => Poll::Ready(Err(Box::new(TimedOut(*this.limit)))),
             _ => Poll::Pending,
         }
