@@ -3,13 +3,14 @@
 //! Run: `cargo bench -p keel-resilience-bench --bench overhead`. Each future is polled by hand with a no-op
 //! waker inside a runtime context, so the figures are the layers' own cost (plus the bare service,
 //! measured as `baseline`). "pending once" futures return `Pending` on the first poll, so the timeout's
-//! timer really registers. Ratios of medians (keel / tower) are printed at the end, and each keel layer
-//! alone (boxed, so comparable with each other only) plus the whole command as a layer.
+//! timer really registers. After criterion's own report, a summary is measured interleaved (each round
+//! times every contender in turn, so load from other processes hits all of them alike) and printed as
+//! medians over the rounds: keel / tower ratios, each keel layer alone (boxed, so comparable with each
+//! other only), the whole command as a layer, and the cost of one clock read.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::{Pin, pin};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -126,17 +127,6 @@ fn single_layer(which: &str) -> BoxCloneSyncService<bool, u64, BoxError> {
 
 const SINGLE: [&str; 4] = ["breaker", "bulkhead", "timeout", "command"];
 
-type Samples = Mutex<BTreeMap<String, Vec<f64>>>;
-
-fn record(samples: &Samples, name: &str, elapsed: Duration, iters: u64) {
-    samples
-        .lock()
-        .unwrap()
-        .entry(name.to_owned())
-        .or_default()
-        .push(elapsed.as_nanos() as f64 / iters as f64);
-}
-
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -176,114 +166,123 @@ where
     })
 }
 
-fn bench(c: &mut Criterion, samples: &Samples) {
+/// `iters` calls on the current thread (inside a runtime context).
+fn run_here<S>(mut svc: S, iters: u64, pending_once: bool) -> Duration
+where
+    S: Service<bool, Response = u64>,
+    S::Error: std::fmt::Debug,
+{
+    let mut cx = Context::from_waker(Waker::noop());
+    let start = Instant::now();
+    for _ in 0..iters {
+        black_box(one(&mut svc, pending_once, &mut cx));
+    }
+    start.elapsed()
+}
+
+/// What is measured: a stack on one or two threads, a keel layer alone, or the clock.
+#[derive(Clone, Copy)]
+enum Contender {
+    Baseline,
+    Keel(usize),
+    Tower(usize),
+    Single(&'static str),
+    Clock,
+}
+
+impl Contender {
+    fn name(self) -> String {
+        match self {
+            Contender::Baseline => "1thread/baseline".into(),
+            Contender::Keel(t) => format!("{}/keel", threads(t)),
+            Contender::Tower(t) => format!("{}/tower", threads(t)),
+            Contender::Single(w) => format!("1thread/{w}"),
+            Contender::Clock => "clock_read".into(),
+        }
+    }
+
+    /// Time of `iters` calls (the slowest thread's, with two threads).
+    fn measure(self, iters: u64, pending_once: bool) -> Duration {
+        match self {
+            Contender::Baseline => run_here(Leaf, iters, pending_once),
+            Contender::Keel(1) => run_here(keel_stack(), iters, pending_once),
+            Contender::Tower(1) => run_here(tower_stack(), iters, pending_once),
+            Contender::Keel(t) => run(&keel_stack(), t, iters, pending_once),
+            Contender::Tower(t) => run(&tower_stack(), t, iters, pending_once),
+            Contender::Single(w) => run_here(single_layer(w), iters, pending_once),
+            Contender::Clock => {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    black_box(tokio::time::Instant::now());
+                }
+                start.elapsed()
+            }
+        }
+    }
+}
+
+fn threads(t: usize) -> &'static str {
+    if t == 1 { "1thread" } else { "2threads" }
+}
+
+fn contenders() -> Vec<Contender> {
+    let mut v = vec![
+        Contender::Baseline,
+        Contender::Keel(1),
+        Contender::Tower(1),
+        Contender::Keel(2),
+        Contender::Tower(2),
+    ];
+    v.extend(SINGLE.map(Contender::Single));
+    v
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
     let rt = runtime();
     let _ctx = rt.enter();
+    let mut c = Criterion::default().configure_from_args();
     for (mode, pending_once) in [("ready", false), ("pending_once", true)] {
         let mut g = c.benchmark_group(format!("one_call/{mode}"));
-        for (stack, name) in [(0, "baseline"), (1, "keel"), (2, "tower")] {
-            let id = format!("{mode}/1thread/{name}");
-            g.bench_function(format!("1thread/{name}"), |b| {
-                b.iter_custom(|iters| {
-                    let mut cx = Context::from_waker(Waker::noop());
-                    let start = Instant::now();
-                    match stack {
-                        0 => {
-                            let mut s = Leaf;
-                            for _ in 0..iters {
-                                black_box(one(&mut s, pending_once, &mut cx));
-                            }
-                        }
-                        1 => {
-                            let mut s = keel_stack();
-                            for _ in 0..iters {
-                                black_box(one(&mut s, pending_once, &mut cx));
-                            }
-                        }
-                        _ => {
-                            let mut s = tower_stack();
-                            for _ in 0..iters {
-                                black_box(one(&mut s, pending_once, &mut cx));
-                            }
-                        }
-                    }
-                    let e = start.elapsed();
-                    record(samples, &id, e, iters);
-                    e
-                })
-            });
-            if stack == 0 {
-                continue;
-            }
-            let id2 = format!("{mode}/2threads/{name}");
-            g.bench_function(format!("2threads/{name}"), |b| {
-                b.iter_custom(|iters| {
-                    let e = if stack == 1 {
-                        run(&keel_stack(), 2, iters, pending_once)
-                    } else {
-                        run(&tower_stack(), 2, iters, pending_once)
-                    };
-                    record(samples, &id2, e, iters);
-                    e
-                })
-            });
-        }
-        // Layers alone are boxed (as a type-erased service): compare them with each other, not with the stacks.
-        for which in SINGLE {
-            let id = format!("{mode}/1thread/{which}");
-            g.bench_function(format!("1thread/{which}"), |b| {
-                b.iter_custom(|iters| {
-                    let mut s = single_layer(which);
-                    let mut cx = Context::from_waker(Waker::noop());
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        black_box(one(&mut s, pending_once, &mut cx));
-                    }
-                    let e = start.elapsed();
-                    record(samples, &id, e, iters);
-                    e
-                })
+        for who in contenders() {
+            g.bench_function(who.name(), |b| {
+                b.iter_custom(|iters| who.measure(iters, pending_once))
             });
         }
         g.finish();
     }
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
-fn main() {
-    let samples = Samples::default();
-    let mut c = Criterion::default().configure_from_args();
-    bench(&mut c, &samples);
+    c.bench_function("clock_read", |b| {
+        b.iter_custom(|iters| Contender::Clock.measure(iters, false))
+    });
     c.final_summary();
-    let m: BTreeMap<String, f64> = samples
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), median(v)))
-        .collect();
-    if m.is_empty() {
+    if std::env::args().any(|a| a == "--test" || a == "--list") {
         return;
     }
-    println!("\nMedian ns per call (added = minus the bare service, same mode):");
-    for mode in ["ready", "pending_once"] {
-        let base = m
-            .get(&format!("{mode}/1thread/baseline"))
-            .copied()
-            .unwrap_or(0.0);
-        for threads in ["1thread", "2threads"] {
-            let (Some(k), Some(t)) = (
-                m.get(&format!("{mode}/{threads}/keel")),
-                m.get(&format!("{mode}/{threads}/tower")),
-            ) else {
-                continue;
-            };
+
+    const ROUNDS: usize = 31;
+    const ITERS: u64 = 50_000;
+    println!(
+        "\nMedian ns per call over {ROUNDS} interleaved rounds of {ITERS} (added = minus the bare service, same mode):"
+    );
+    let mut clock = Vec::with_capacity(ROUNDS * 2);
+    for (mode, pending_once) in [("ready", false), ("pending_once", true)] {
+        let who = contenders();
+        let mut rounds: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); who.len()];
+        for _ in 0..ROUNDS {
+            for (r, w) in rounds.iter_mut().zip(&who) {
+                r.push(w.measure(ITERS, pending_once).as_nanos() as f64 / ITERS as f64);
+            }
+            clock.push(Contender::Clock.measure(ITERS, false).as_nanos() as f64 / ITERS as f64);
+        }
+        let m: Vec<f64> = rounds.into_iter().map(median).collect();
+        let base = m[0];
+        for (k, t, label) in [(m[1], m[2], "1thread"), (m[3], m[4], "2threads")] {
             println!(
-                "  {mode:<12} {threads:<8} keel {k:7.1} (added {:6.1})  tower ConcurrencyLimit+Timeout {t:7.1} (added {:6.1})  keel/tower = {:.2}",
+                "  {mode:<12} {label:<8} keel {k:7.1} (added {:6.1})  tower ConcurrencyLimit+Timeout {t:7.1} (added {:6.1})  keel/tower = {:.2}",
                 k - base,
                 t - base,
                 k / t
@@ -291,14 +290,16 @@ fn main() {
         }
         let single: Vec<String> = SINGLE
             .iter()
-            .filter_map(|w| {
-                m.get(&format!("{mode}/1thread/{w}"))
-                    .map(|v| format!("{w} {v:.1}"))
-            })
+            .zip(&m[5..])
+            .map(|(w, v)| format!("{w} {v:.1}"))
             .collect();
         println!(
             "  {mode:<12} one boxed layer each, 1 thread: {}",
             single.join(", ")
         );
     }
+    println!(
+        "  one clock read (tokio::time::Instant::now) {:.1}; keel reads it once per call here, tower's timeout too",
+        median(clock)
+    );
 }
