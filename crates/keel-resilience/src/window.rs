@@ -39,11 +39,16 @@ impl Divisor {
 
 #[derive(Debug)]
 struct Bucket<const K: usize> {
-    /// Tick this bucket holds plus one (0 = never used), or `RESETTING`.
-    epoch: AtomicU64,
     counts: [AtomicU64; K],
     peak: AtomicU32,
 }
+
+/// Bucket epochs (the tick a bucket holds plus one, 0 = never used, or `RESETTING`), kept apart from
+/// the counters on lines of their own: every record reads one, and reading it from the line another
+/// core just added to would cost a second cache-line transfer per record under contention.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Epochs([AtomicU64; 16]);
 
 /// `K` event counters over a rolling time window split into buckets, like Hystrix's `HystrixRollingNumber`.
 ///
@@ -53,6 +58,7 @@ struct Bucket<const K: usize> {
 #[derive(Debug)]
 pub struct RollingCounts<const K: usize> {
     buckets: Box<[Bucket<K>]>,
+    epochs: Box<[Epochs]>,
     /// Bucket width in nanoseconds.
     width: Divisor,
     len: Divisor,
@@ -65,14 +71,17 @@ impl<const K: usize> RollingCounts<K> {
         let bucket_nanos = ((window.as_nanos() / buckets as u128) as u64).max(1);
         let buckets: Box<[Bucket<K>]> = (0..buckets)
             .map(|_| Bucket {
-                epoch: AtomicU64::new(0),
                 counts: std::array::from_fn(|_| AtomicU64::new(0)),
                 peak: AtomicU32::new(0),
             })
             .collect();
         let len = Divisor::new(buckets.len() as u64);
+        let epochs = (0..buckets.len().div_ceil(16))
+            .map(|_| Epochs(std::array::from_fn(|_| AtomicU64::new(0))))
+            .collect();
         RollingCounts {
             buckets,
+            epochs,
             width: Divisor::new(bucket_nanos),
             len,
         }
@@ -113,10 +122,12 @@ impl<const K: usize> RollingCounts<K> {
     #[inline]
     fn bucket(&self, now: u64) -> &Bucket<K> {
         let tick = self.tick(now);
-        let bucket = &self.buckets[self.len.div_rem(tick).1 as usize];
+        let i = self.len.div_rem(tick).1 as usize;
+        let bucket = &self.buckets[i];
+        let epoch = self.epoch(i);
         let want = tick + 1;
         loop {
-            let seen = bucket.epoch.load(Ordering::Acquire);
+            let seen = epoch.load(Ordering::Acquire);
             // `seen > want` means a writer with a later clock already recycled it; counting a late sample
             // into the newer bucket is the cheapest harmless choice.
             if seen == want || (seen != RESETTING && seen > want) {
@@ -126,8 +137,7 @@ impl<const K: usize> RollingCounts<K> {
                 std::hint::spin_loop();
                 continue;
             }
-            if bucket
-                .epoch
+            if epoch
                 .compare_exchange(seen, RESETTING, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
@@ -135,7 +145,7 @@ impl<const K: usize> RollingCounts<K> {
                     c.store(0, Ordering::Relaxed);
                 }
                 bucket.peak.store(0, Ordering::Relaxed);
-                bucket.epoch.store(want, Ordering::Release);
+                epoch.store(want, Ordering::Release);
                 return bucket;
             }
         }
@@ -147,8 +157,22 @@ impl<const K: usize> RollingCounts<K> {
     }
 
     #[inline]
-    fn live(&self, bucket: &Bucket<K>, tick: u64) -> bool {
-        let e = bucket.epoch.load(Ordering::Acquire);
+    fn epoch(&self, i: usize) -> &AtomicU64 {
+        &self.epochs[i / 16].0[i % 16]
+    }
+
+    /// The buckets whose tick lies in the window ending at `tick`.
+    fn live(&self, tick: u64) -> impl Iterator<Item = &Bucket<K>> {
+        self.buckets
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| self.is_live(*i, tick))
+            .map(|(_, b)| b)
+    }
+
+    #[inline]
+    fn is_live(&self, i: usize, tick: u64) -> bool {
+        let e = self.epoch(i).load(Ordering::Acquire);
         if e == 0 || e == RESETTING {
             return false;
         }
@@ -160,7 +184,7 @@ impl<const K: usize> RollingCounts<K> {
     pub fn sum(&self, now: u64) -> [u64; K] {
         let tick = self.tick(now);
         let mut out = [0u64; K];
-        for b in self.buckets.iter().filter(|b| self.live(b, tick)) {
+        for b in self.live(tick) {
             for (o, c) in out.iter_mut().zip(&b.counts) {
                 *o += c.load(Ordering::Relaxed);
             }
@@ -173,7 +197,7 @@ impl<const K: usize> RollingCounts<K> {
     pub fn sum_of<const M: usize>(&self, kinds: [usize; M], now: u64) -> [u64; M] {
         let tick = self.tick(now);
         let mut out = [0u64; M];
-        for b in self.buckets.iter().filter(|b| self.live(b, tick)) {
+        for b in self.live(tick) {
             for (o, &k) in out.iter_mut().zip(&kinds) {
                 *o += b.counts[k].load(Ordering::Relaxed);
             }
@@ -184,9 +208,7 @@ impl<const K: usize> RollingCounts<K> {
     /// Highest peak gauge seen in the window.
     pub fn peak(&self, now: u64) -> u32 {
         let tick = self.tick(now);
-        self.buckets
-            .iter()
-            .filter(|b| self.live(b, tick))
+        self.live(tick)
             .map(|b| b.peak.load(Ordering::Relaxed))
             .max()
             .unwrap_or(0)
@@ -194,8 +216,8 @@ impl<const K: usize> RollingCounts<K> {
 
     /// Forgets everything (Hystrix resets its counters when a breaker closes).
     pub fn reset(&self) {
-        for b in self.buckets.iter() {
-            b.epoch.store(0, Ordering::Release);
+        for i in 0..self.buckets.len() {
+            self.epoch(i).store(0, Ordering::Release);
         }
     }
 }
