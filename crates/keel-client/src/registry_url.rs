@@ -127,27 +127,35 @@ impl RegistryUrls {
         self.urls.len()
     }
 
-    /// The local IP this host reaches the first registry from (a route lookup; nothing is
-    /// sent), or `None` when it cannot be resolved. A service bound to `0.0.0.0` advertises
-    /// this, Spring's `preferIpAddress`: in a container it is the container's address on the
-    /// registry's network, which other containers can reach; on one machine it is 127.0.0.1.
+    /// The local IP this host reaches a registry from (a route lookup; nothing is sent): the
+    /// first node whose address resolves, or `None` when none does. A service bound to
+    /// `0.0.0.0` advertises this, Spring's `preferIpAddress`: in a container it is the
+    /// container's address on the registry's network, which other containers can reach; on one
+    /// machine it is 127.0.0.1.
     pub async fn source_ip(&self) -> Option<std::net::IpAddr> {
-        let url = &self.urls.first()?.eureka;
-        let port = url.port_or_known_default()?;
-        // An IPv6 literal's host_str keeps its brackets, which name no host.
-        let host = url
-            .host_str()?
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        let target = tokio::net::lookup_host((host, port)).await.ok()?.next()?;
-        let any: std::net::SocketAddr = if target.is_ipv4() {
-            ([0, 0, 0, 0], 0).into()
-        } else {
-            ([0u16; 8], 0).into()
-        };
-        let socket = std::net::UdpSocket::bind(any).ok()?;
-        socket.connect(target).ok()?;
-        Some(socket.local_addr().ok()?.ip())
+        for node in self.urls.iter() {
+            if let Some(ip) = route_from(&node.eureka).await {
+                return Some(ip);
+            }
+        }
+        None
+    }
+
+    /// [`source_ip`](Self::source_ip), asked again every 250 ms for up to `wait`: in Swarm or
+    /// Kubernetes a service may start before any registry task, and then the registry's name
+    /// does not resolve yet. Settling for 127.0.0.1 instead would register an address nobody
+    /// else can reach, the same for every replica.
+    pub async fn source_ip_within(&self, wait: std::time::Duration) -> Option<std::net::IpAddr> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(ip) = self.source_ip().await {
+                return Some(ip);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -187,6 +195,25 @@ impl RegistryUrls {
     }
 }
 
+/// The local IP of a route to `url`'s host: a UDP socket connected there, which sends nothing.
+async fn route_from(url: &Url) -> Option<std::net::IpAddr> {
+    let port = url.port_or_known_default()?;
+    // An IPv6 literal's host_str keeps its brackets, which name no host.
+    let host = url
+        .host_str()?
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let target = tokio::net::lookup_host((host, port)).await.ok()?.next()?;
+    let any: std::net::SocketAddr = if target.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        ([0u16; 8], 0).into()
+    };
+    let socket = std::net::UdpSocket::bind(any).ok()?;
+    socket.connect(target).ok()?;
+    Some(socket.local_addr().ok()?.ip())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +227,15 @@ mod tests {
             let urls = RegistryUrls::parse_list(raw).unwrap();
             assert_eq!(urls.source_ip().await, Some(ip.parse().unwrap()), "{raw}");
         }
+        // A node whose name does not resolve (RFC 6761's .invalid) is passed over.
+        let urls = RegistryUrls::parse_list(
+            "http://keeltest-registry.invalid:8761/eureka/,http://127.0.0.1:8761/eureka/",
+        )
+        .unwrap();
+        let ip = urls
+            .source_ip_within(std::time::Duration::from_secs(5))
+            .await;
+        assert_eq!(ip, Some([127, 0, 0, 1].into()));
     }
 
     #[test]

@@ -34,6 +34,10 @@ pub const GATEWAY: SelfId = SelfId {
     what: "gateway",
 };
 
+/// How long a component with no address to advertise waits for a registry's name to resolve
+/// (in Swarm, registry tasks may start after it).
+const ADVERTISE_WAIT: Duration = Duration::from_secs(30);
+
 /// How long shutdown waits for the DOWN-then-cancel pair before going on without it.
 pub const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -47,8 +51,12 @@ pub async fn start(
 ) -> anyhow::Result<(SelfId, RegistrationAgent)> {
     let urls = RegistryUrls::parse_list(registries)
         .with_context(|| format!("{} {registries:?}", who.setting))?;
-    let route = if bound.ip().is_unspecified() {
-        urls.source_ip().await
+    let route = if bound.ip().is_unspecified() && public_host(public_url).is_none() {
+        let route = urls.source_ip_within(ADVERTISE_WAIT).await;
+        if route.is_none() {
+            tracing::warn!(registry = %registries, "no registry address resolved within {ADVERTISE_WAIT:?}; advertising 127.0.0.1");
+        }
+        route
     } else {
         None
     };
@@ -81,18 +89,22 @@ fn advertised_host(bound: SocketAddr, public_url: &str, route: Option<IpAddr>) -
     if !bound.ip().is_unspecified() {
         return bound.ip().to_string();
     }
-    let public = public_url
-        .parse::<axum::http::Uri>()
-        .ok()
-        .and_then(|u| u.host().map(|h| h.trim_matches(['[', ']']).to_owned()))
-        .filter(|h| !h.is_empty() && !is_loopback(h));
-    public
+    public_host(public_url)
         .or_else(|| {
             route
                 .filter(|ip| bound.is_ipv6() || ip.is_ipv4())
                 .map(|ip| ip.to_string())
         })
         .unwrap_or_else(|| "127.0.0.1".to_owned())
+}
+
+/// The host of `public_url` when it is one other hosts can reach.
+fn public_host(public_url: &str) -> Option<String> {
+    public_url
+        .parse::<axum::http::Uri>()
+        .ok()
+        .and_then(|u| u.host().map(|h| h.trim_matches(['[', ']']).to_owned()))
+        .filter(|h| !h.is_empty() && !is_loopback(h))
 }
 
 /// `localhost` or a loopback IP: reachable from this host only.

@@ -58,9 +58,10 @@ async fn main() -> anyhow::Result<()> {
         app: keel_eureka::AppName::parse(&flags.app)?,
         advertise_host: match flags.advertise_host {
             Some(host) => Some(host),
-            None if flags.bind.ip().is_unspecified() => {
-                registries.source_ip().await.map(|ip| ip.to_string())
-            }
+            None if flags.bind.ip().is_unspecified() => registries
+                .source_ip_within(Duration::from_secs(30))
+                .await
+                .map(|ip| ip.to_string()),
             None => None,
         },
         renewal_interval: Duration::from_secs(flags.renewal_secs),
