@@ -1,71 +1,127 @@
-//! Per-worker HTTP/1.1 upstream connections: each thread keeps its own idle connections per
-//! backend, so a request checks one out without a lock, and no task is spawned per request. A
-//! connection goes back to its thread's pool when the response body has been read to the end.
+//! Per-worker HTTP/1.1 upstream connections, driven inline by the request's own task: the request
+//! head is written straight from the proxied request's parts, the response head is parsed with
+//! httparse, and a body already in the read buffer comes back as one shared slice, so the common
+//! exchange takes no task hand-off, no channel and no per-request allocation beyond the header map.
+//! Each thread keeps its own idle connections per backend, so a checkout takes no lock; a
+//! connection goes back to the pool of the thread that reads its response body to the end.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::io::{self, Write as _};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::body::Body;
-use bytes::Bytes;
-use http::uri::Authority;
-use http::{HeaderValue, Request, Response, Version, header};
-use http_body::{Body as _, Frame, SizeHint};
-use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
+use bytes::{Buf, Bytes, BytesMut};
+use http::uri::{Authority, PathAndQuery};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version, header};
+use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
 
 /// Idle connections kept per backend and thread; more are closed when they come back.
 const MAX_IDLE: usize = 256;
+/// Largest response head accepted (status line and headers).
+const MAX_HEAD: usize = 64 * 1024;
+/// Most response header fields accepted.
+const MAX_HEADERS: usize = 100;
+/// Longest chunk-size or trailer line accepted in a chunked body.
+const MAX_LINE: usize = 4 * 1024;
+/// Room made in the read buffer before each read.
+const READ_CHUNK: usize = 8 * 1024;
+/// A fixed-length body up to this size goes out in the same write as the head.
+const COALESCE: usize = 16 * 1024;
+
+/// One upstream connection, its buffers and its response timer, which live as long as it does.
+struct Conn {
+    link: Link,
+    /// The response deadline, re-armed for each request. Deadlines only move forward, so re-arming
+    /// extends the registered timer instead of registering a new one (and never has to wake the
+    /// runtime's driver to bring its next wake-up closer).
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+/// The socket and its buffers.
+struct Link {
+    io: TcpStream,
+    /// Bytes read and not yet consumed; empty whenever the connection is idle.
+    buf: BytesMut,
+    /// The request head (and a small body) being written.
+    wbuf: Vec<u8>,
+}
 
 thread_local! {
-    static IDLE: RefCell<HashMap<Authority, Vec<SendRequest<Body>>>> = RefCell::new(HashMap::new());
+    static IDLE: RefCell<HashMap<Authority, Vec<Conn>>> = RefCell::new(HashMap::new());
 }
 
 /// Why an exchange failed.
 #[derive(Debug)]
 pub enum PoolError {
-    /// Nothing reached the backend (connect failure, or a closed connection refused the request).
+    /// Nothing reached the backend (connect failure).
     NotSent(String),
     /// The request may have reached the backend.
     Failed(String),
 }
 
-fn checkout(authority: &Authority) -> Option<SendRequest<Body>> {
+/// The request body to send.
+pub enum Outgoing {
+    /// Fully buffered (and so replayable on another connection).
+    Full(Bytes),
+    /// Streamed once.
+    Stream(Body),
+}
+
+/// The request line and headers to send; hop-by-hop headers are already gone.
+pub struct Head<'a> {
+    pub method: &'a Method,
+    pub path: &'a PathAndQuery,
+    pub headers: &'a HeaderMap,
+}
+
+/// An idle connection stays usable while its socket has nothing to read: the backend closing it
+/// makes it readable (EOF). Tokio clears read readiness after a short read, so a healthy idle
+/// connection answers this without a system call.
+fn usable(conn: &Conn) -> bool {
+    let mut probe = [0u8; 1];
+    conn.link.buf.is_empty()
+        && matches!(conn.link.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+fn checkout(authority: &Authority) -> Option<Conn> {
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
         let list = idle.get_mut(authority)?;
-        while let Some(s) = list.pop() {
-            if !s.is_closed() {
-                return Some(s);
+        while let Some(c) = list.pop() {
+            if usable(&c) {
+                return Some(c);
             }
         }
         None
     })
 }
 
-fn checkin(authority: Authority, sender: SendRequest<Body>) {
-    if sender.is_closed() {
-        return;
-    }
+fn checkin(authority: &Authority, conn: Conn) {
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
-        let list = idle.entry(authority).or_default();
+        let list = match idle.get_mut(authority) {
+            Some(list) => list,
+            None => idle.entry(authority.clone()).or_default(),
+        };
         if list.len() < MAX_IDLE {
-            list.push(sender);
+            list.push(conn);
         }
     });
 }
 
-async fn connect(authority: &Authority, timeout: Duration) -> Result<SendRequest<Body>, PoolError> {
+async fn connect(authority: &Authority, timeout: Duration) -> Result<Conn, PoolError> {
     let host = authority
         .host()
         .trim_start_matches('[')
         .trim_end_matches(']');
     let addr = (host, authority.port_u16().unwrap_or(80));
-    let stream = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+    let io = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(PoolError::NotSent(format!("connect {authority}: {e}"))),
         Err(_) => {
@@ -74,127 +130,563 @@ async fn connect(authority: &Authority, timeout: Duration) -> Result<SendRequest
             )));
         }
     };
-    let _ = stream.set_nodelay(true);
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| PoolError::NotSent(format!("handshake {authority}: {e}")))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "upstream connection ended with an error");
-        }
-    });
-    Ok(sender)
+    let _ = io.set_nodelay(true);
+    Ok(Conn {
+        link: Link {
+            io,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            wbuf: Vec::with_capacity(1024),
+        },
+        timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+    })
 }
 
-/// Sends `req` (origin-form URI) to `authority` over a pooled HTTP/1.1 connection. A pooled
-/// connection the backend has closed meanwhile hands the request back, and it goes out on a new one.
+/// How an exchange on one connection went wrong.
+enum Broken {
+    /// A reused connection failed before the backend could have acted on the request: it goes
+    /// again on a new connection.
+    Stale,
+    Failed(String),
+}
+
+/// Why [`send`] returned no response.
+#[derive(Debug)]
+pub enum SendError {
+    Pool(PoolError),
+    /// No response head within the timeout.
+    TimedOut,
+}
+
+impl From<PoolError> for SendError {
+    fn from(e: PoolError) -> Self {
+        SendError::Pool(e)
+    }
+}
+
+/// Sends the request to `authority` over a pooled connection and returns the response once its
+/// head has arrived. A reused connection that turns out closed gets the request again on a new one
+/// when that is safe: nothing of a streamed body was consumed, or the request is idempotent and
+/// buffered. The response head must arrive within `timeout` of the call.
 pub async fn send(
     authority: &Authority,
-    mut req: Request<Body>,
+    head: Head<'_>,
+    mut body: Outgoing,
     connect_timeout: Duration,
-) -> Result<Response<Body>, PoolError> {
-    *req.version_mut() = Version::HTTP_11;
-    if !req.headers().contains_key(header::HOST)
-        && let Ok(host) = HeaderValue::from_str(authority.as_str())
-    {
-        req.headers_mut().insert(header::HOST, host);
-    }
-    let mut fresh = false;
+    timeout: Duration,
+) -> Result<Response<Body>, SendError> {
+    let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let mut sender = match checkout(authority) {
-            Some(s) => s,
+        let (mut conn, fresh) = match checkout(authority) {
+            Some(c) => (c, false),
             None => {
-                fresh = true;
-                connect(authority, connect_timeout).await?
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let limit = connect_timeout.min(left);
+                (connect(authority, limit).await?, true)
             }
         };
-        // A connection whose last response was just read becomes ready once its task has run.
-        if sender.ready().await.is_err() {
-            if fresh {
-                return Err(PoolError::NotSent(format!(
-                    "{authority}: connection closed"
-                )));
+        let retry_ok = head.method.is_idempotent() && matches!(body, Outgoing::Full(_));
+        conn.timer.as_mut().reset(deadline);
+        let exchanged = tokio::select! {
+            biased;
+            r = exchange(&mut conn.link, authority, &head, &mut body, retry_ok) => r,
+            () = conn.timer.as_mut() => return Err(SendError::TimedOut),
+        };
+        match exchanged {
+            Ok((parts, framing, reusable)) => {
+                return Ok(Response::from_parts(
+                    parts,
+                    deliver(conn, authority, framing, reusable),
+                ));
+            }
+            Err(Broken::Stale) if !fresh => continue,
+            Err(Broken::Stale) => {
+                return Err(PoolError::Failed(format!(
+                    "{authority}: connection closed before a response"
+                ))
+                .into());
+            }
+            Err(Broken::Failed(e)) => {
+                return Err(PoolError::Failed(format!("{authority}: {e}")).into());
+            }
+        }
+    }
+}
+
+/// How the response body is delimited.
+#[derive(Clone, Copy, Debug)]
+enum Framing {
+    Empty,
+    Length(u64),
+    Chunked,
+    /// Until the backend closes the connection.
+    Close,
+}
+
+async fn exchange(
+    conn: &mut Link,
+    authority: &Authority,
+    head: &Head<'_>,
+    body: &mut Outgoing,
+    retry_ok: bool,
+) -> Result<(http::response::Parts, Framing, bool), Broken> {
+    let declared = head
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let framing = match body {
+        Outgoing::Full(b) if !b.is_empty() || declared.is_some() => Framing::Length(b.len() as u64),
+        Outgoing::Full(_) => Framing::Empty,
+        Outgoing::Stream(_) => declared.map_or(Framing::Chunked, Framing::Length),
+    };
+    write_head(&mut conn.wbuf, head, authority, framing);
+    let lost = |e: io::Error, retry: bool| {
+        if retry {
+            Broken::Stale
+        } else {
+            Broken::Failed(format!("writing the request: {e}"))
+        }
+    };
+    match body {
+        Outgoing::Full(b) if b.len() <= COALESCE => {
+            conn.wbuf.extend_from_slice(b);
+            conn.io
+                .write_all(&conn.wbuf)
+                .await
+                .map_err(|e| lost(e, true))?;
+        }
+        Outgoing::Full(b) => {
+            conn.io
+                .write_all(&conn.wbuf)
+                .await
+                .map_err(|e| lost(e, true))?;
+            conn.io.write_all(b).await.map_err(|e| lost(e, retry_ok))?;
+        }
+        Outgoing::Stream(stream) => {
+            conn.io
+                .write_all(&conn.wbuf)
+                .await
+                .map_err(|e| lost(e, true))?;
+            let chunked = matches!(framing, Framing::Chunked);
+            while let Some(frame) = stream.frame().await {
+                let frame =
+                    frame.map_err(|e| Broken::Failed(format!("reading the request body: {e}")))?;
+                let Ok(data) = frame.into_data() else {
+                    continue; // trailers are not forwarded
+                };
+                if data.is_empty() {
+                    continue;
+                }
+                if chunked {
+                    conn.wbuf.clear();
+                    let _ = write!(conn.wbuf, "{:x}\r\n", data.len());
+                    conn.io
+                        .write_all(&conn.wbuf)
+                        .await
+                        .map_err(|e| lost(e, false))?;
+                    conn.io.write_all(&data).await.map_err(|e| lost(e, false))?;
+                    conn.io
+                        .write_all(b"\r\n")
+                        .await
+                        .map_err(|e| lost(e, false))?;
+                } else {
+                    conn.io.write_all(&data).await.map_err(|e| lost(e, false))?;
+                }
+            }
+            if chunked {
+                conn.io
+                    .write_all(b"0\r\n\r\n")
+                    .await
+                    .map_err(|e| lost(e, false))?;
+            }
+        }
+    }
+    read_head(conn, head.method, retry_ok).await
+}
+
+fn write_head(w: &mut Vec<u8>, head: &Head<'_>, authority: &Authority, framing: Framing) {
+    w.clear();
+    w.extend_from_slice(head.method.as_str().as_bytes());
+    w.push(b' ');
+    w.extend_from_slice(head.path.as_str().as_bytes());
+    w.extend_from_slice(b" HTTP/1.1\r\n");
+    if !head.headers.contains_key(header::HOST) {
+        w.extend_from_slice(b"host: ");
+        w.extend_from_slice(authority.as_str().as_bytes());
+        w.extend_from_slice(b"\r\n");
+    }
+    for (name, value) in head.headers {
+        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+            continue;
+        }
+        w.extend_from_slice(name.as_str().as_bytes());
+        w.extend_from_slice(b": ");
+        w.extend_from_slice(value.as_bytes());
+        w.extend_from_slice(b"\r\n");
+    }
+    match framing {
+        Framing::Length(n) => {
+            let _ = write!(w, "content-length: {n}\r\n");
+        }
+        Framing::Chunked => w.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        Framing::Empty | Framing::Close => {}
+    }
+    w.extend_from_slice(b"\r\n");
+}
+
+/// Reads and parses the response head (skipping interim 1xx responses), leaving any body bytes
+/// that came with it in the buffer.
+async fn read_head(
+    conn: &mut Link,
+    method: &Method,
+    retry_ok: bool,
+) -> Result<(http::response::Parts, Framing, bool), Broken> {
+    let mut received = false;
+    loop {
+        if !conn.buf.is_empty() {
+            if let Some(done) = parse_head(&mut conn.buf, method)? {
+                return Ok(done);
+            }
+            if conn.buf.len() >= MAX_HEAD {
+                return Err(Broken::Failed("response head too large".into()));
+            }
+        }
+        conn.buf.reserve(READ_CHUNK);
+        match conn.io.read_buf(&mut conn.buf).await {
+            Ok(0) if !received && retry_ok => return Err(Broken::Stale),
+            Ok(0) => {
+                return Err(Broken::Failed(
+                    "connection closed before a complete response head".into(),
+                ));
+            }
+            Ok(_) => received = true,
+            Err(e) if !received && retry_ok => {
+                tracing::debug!(error = %e, "reused upstream connection failed");
+                return Err(Broken::Stale);
+            }
+            Err(e) => return Err(Broken::Failed(format!("reading the response: {e}"))),
+        }
+    }
+}
+
+type Parsed = (http::response::Parts, Framing, bool);
+
+/// Parses one complete final response head off the front of `buf`; `None` when more is needed.
+fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Parsed>, Broken> {
+    let invalid = |what: &str| Broken::Failed(format!("invalid response from upstream: {what}"));
+    loop {
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Response::new(&mut slots);
+        let len = match parsed.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(e) => return Err(invalid(&e.to_string())),
+        };
+        let code = parsed.code.unwrap_or(0);
+        if (100..200).contains(&code) && code != 101 {
+            // 100 Continue and other interim answers: the final one follows.
+            buf.advance(len);
+            if buf.is_empty() {
+                return Ok(None);
             }
             continue;
         }
-        match sender.try_send_request(req).await {
-            Ok(resp) => {
-                let authority = authority.clone();
-                return Ok(resp.map(|body| {
-                    Body::new(Pooled {
-                        body,
-                        home: Some((authority, sender)),
-                    })
-                }));
+        let status = StatusCode::from_u16(code).map_err(|_| invalid("status code"))?;
+        let version = if parsed.version == Some(0) {
+            Version::HTTP_10
+        } else {
+            Version::HTTP_11
+        };
+        // Header positions, so that values can share the head's buffer once it is frozen.
+        let base = buf.as_ptr() as usize;
+        let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+        let count = parsed.headers.len();
+        for (span, h) in spans.iter_mut().zip(parsed.headers.iter()) {
+            let n = h.name.as_ptr() as usize - base;
+            let v = h.value.as_ptr() as usize - base;
+            *span = (n, n + h.name.len(), v, v + h.value.len());
+        }
+        let head = buf.split_to(len).freeze();
+        let mut headers = HeaderMap::with_capacity(count);
+        for &(n0, n1, v0, v1) in &spans[..count] {
+            let name = HeaderName::from_bytes(&head[n0..n1]).map_err(|_| invalid("header name"))?;
+            let value = HeaderValue::from_maybe_shared(head.slice(v0..v1))
+                .map_err(|_| invalid("header value"))?;
+            headers.append(name, value);
+        }
+        let (framing, reusable) = framing(&mut headers, status, version, method)?;
+        let mut parts = Response::new(()).into_parts().0;
+        parts.status = status;
+        parts.version = version;
+        parts.headers = headers;
+        return Ok(Some((parts, framing, reusable)));
+    }
+}
+
+/// The body's framing (RFC 9112 §6.3) and whether the connection can carry another request.
+fn framing(
+    headers: &mut HeaderMap,
+    status: StatusCode,
+    version: Version,
+    method: &Method,
+) -> Result<(Framing, bool), Broken> {
+    let token = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    let mut reusable = if version == Version::HTTP_10 {
+        token(header::CONNECTION, "keep-alive")
+    } else {
+        !token(header::CONNECTION, "close")
+    };
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return Err(Broken::Failed(
+            "switched protocols without an upgrade request".into(),
+        ));
+    }
+    if method == Method::HEAD
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Ok((Framing::Empty, reusable));
+    }
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        let chunked = headers
+            .get_all(header::TRANSFER_ENCODING)
+            .iter()
+            .next_back()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+        // Transfer-Encoding wins over Content-Length, which is dropped.
+        headers.remove(header::CONTENT_LENGTH);
+        if chunked {
+            return Ok((Framing::Chunked, reusable));
+        }
+        return Ok((Framing::Close, false));
+    }
+    let mut length = None;
+    for v in headers.get_all(header::CONTENT_LENGTH) {
+        let n = v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .ok_or_else(|| {
+                Broken::Failed("invalid response from upstream: content-length".into())
+            })?;
+        if length.is_some_and(|l| l != n) {
+            return Err(Broken::Failed(
+                "invalid response from upstream: conflicting content-length".into(),
+            ));
+        }
+        length = Some(n);
+    }
+    match length {
+        Some(n) => Ok((Framing::Length(n), reusable)),
+        None => {
+            reusable = false;
+            Ok((Framing::Close, reusable))
+        }
+    }
+}
+
+/// The response body: the bytes already read when they are all of it (the connection goes back to
+/// the pool at once), otherwise a body that reads the rest from the connection.
+fn deliver(mut conn: Conn, authority: &Authority, framing: Framing, reusable: bool) -> Body {
+    match framing {
+        Framing::Empty => {
+            if reusable && conn.link.buf.is_empty() {
+                checkin(authority, conn);
             }
-            Err(mut e) => match e.take_message() {
-                // Refused before anything was written: try again on a new connection, once.
-                Some(r) if !fresh => req = r,
-                _ => return Err(PoolError::Failed(error_chain(e.error()))),
+            Body::empty()
+        }
+        Framing::Length(n) if conn.link.buf.len() as u64 >= n => {
+            let data = conn.link.buf.split_to(n as usize).freeze();
+            if reusable && conn.link.buf.is_empty() {
+                checkin(authority, conn);
+            }
+            Body::from(data)
+        }
+        _ => Body::new(Streaming {
+            conn: Some(conn),
+            authority: authority.clone(),
+            reusable,
+            state: match framing {
+                Framing::Length(n) => State::Length(n),
+                Framing::Chunked => State::ChunkSize,
+                _ => State::Close,
             },
+        }),
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum State {
+    Length(u64),
+    ChunkSize,
+    ChunkData(u64),
+    ChunkEnd,
+    Trailers,
+    Close,
+    Done,
+}
+
+/// A response body read from its connection as the client takes it.
+struct Streaming {
+    conn: Option<Conn>,
+    authority: Authority,
+    reusable: bool,
+    state: State,
+}
+
+fn broken(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
+}
+
+impl Streaming {
+    fn finish(&mut self) {
+        self.state = State::Done;
+        if let Some(conn) = self.conn.take()
+            && self.reusable
+            && conn.link.buf.is_empty()
+        {
+            checkin(&self.authority, conn);
         }
     }
-}
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
-}
-
-/// A response body that returns its connection to the pool of the thread that reads its end.
-struct Pooled {
-    body: Incoming,
-    home: Option<(Authority, SendRequest<Body>)>,
-}
-
-impl Pooled {
-    fn release(&mut self) {
-        if let Some((authority, sender)) = self.home.take() {
-            checkin(authority, sender);
-        }
+    /// Reads more into the buffer; `Ok(false)` at end of stream.
+    fn fill(link: &mut Link, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        link.buf.reserve(READ_CHUNK);
+        let n = ready!(tokio_util::io::poll_read_buf(
+            Pin::new(&mut link.io),
+            cx,
+            &mut link.buf
+        ))?;
+        Poll::Ready(Ok(n > 0))
     }
 }
 
-impl Drop for Pooled {
-    fn drop(&mut self) {
-        // Bodies known to be empty (HEAD, 204, Content-Length: 0) may never be polled.
-        if self.body.is_end_stream() {
-            self.release();
-        }
-    }
-}
-
-impl http_body::Body for Pooled {
+impl http_body::Body for Streaming {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = io::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = &mut *self;
-        let polled = Pin::new(&mut this.body).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => this.release(),
-            Poll::Ready(Some(Ok(_))) if this.body.is_end_stream() => this.release(),
-            // A broken body leaves the connection unusable: it is dropped, not pooled.
-            Poll::Ready(Some(Err(_))) => this.home = None,
-            _ => {}
+        loop {
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match this.state {
+                State::Done => return Poll::Ready(None),
+                State::Length(0) => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                State::Length(rest) | State::ChunkData(rest) if !conn.link.buf.is_empty() => {
+                    let take = rest.min(conn.link.buf.len() as u64);
+                    let data = conn.link.buf.split_to(take as usize).freeze();
+                    let rest = rest - take;
+                    this.state = match this.state {
+                        State::Length(_) => State::Length(rest),
+                        _ if rest == 0 => State::ChunkEnd,
+                        _ => State::ChunkData(rest),
+                    };
+                    if matches!(this.state, State::Length(0)) {
+                        this.finish();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                State::Close if !conn.link.buf.is_empty() => {
+                    let data = conn.link.buf.split().freeze();
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                State::ChunkSize if !conn.link.buf.is_empty() => {
+                    match httparse::parse_chunk_size(&conn.link.buf) {
+                        Ok(httparse::Status::Complete((used, 0))) => {
+                            conn.link.buf.advance(used);
+                            this.state = State::Trailers;
+                            continue;
+                        }
+                        Ok(httparse::Status::Complete((used, size))) => {
+                            conn.link.buf.advance(used);
+                            this.state = State::ChunkData(size);
+                            continue;
+                        }
+                        Ok(httparse::Status::Partial) if conn.link.buf.len() < MAX_LINE => {}
+                        _ => {
+                            this.conn = None;
+                            return Poll::Ready(Some(Err(broken(
+                                "invalid chunk size from upstream",
+                            ))));
+                        }
+                    }
+                }
+                State::ChunkEnd if conn.link.buf.len() >= 2 => {
+                    if &conn.link.buf[..2] != b"\r\n" {
+                        this.conn = None;
+                        return Poll::Ready(Some(Err(broken("invalid chunk from upstream"))));
+                    }
+                    conn.link.buf.advance(2);
+                    this.state = State::ChunkSize;
+                    continue;
+                }
+                State::Trailers if !conn.link.buf.is_empty() => {
+                    // Trailer fields are read and dropped, up to the empty line that ends the body.
+                    match conn.link.buf.windows(2).position(|w| w == b"\r\n") {
+                        Some(0) => {
+                            conn.link.buf.advance(2);
+                            this.finish();
+                            return Poll::Ready(None);
+                        }
+                        Some(end) => {
+                            conn.link.buf.advance(end + 2);
+                            continue;
+                        }
+                        None if conn.link.buf.len() < MAX_LINE => {}
+                        None => {
+                            this.conn = None;
+                            return Poll::Ready(Some(Err(broken("trailer line too long"))));
+                        }
+                    }
+                }
+                _ => {}
+            }
+            // The buffer holds nothing usable yet: read more.
+            match ready!(Self::fill(&mut conn.link, cx)) {
+                Ok(true) => {}
+                Ok(false) if matches!(this.state, State::Close) => {
+                    this.state = State::Done;
+                    this.conn = None;
+                    return Poll::Ready(None);
+                }
+                Ok(false) => {
+                    this.conn = None;
+                    return Poll::Ready(Some(Err(broken(
+                        "upstream closed the connection mid-body",
+                    ))));
+                }
+                Err(e) => {
+                    this.conn = None;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        matches!(self.state, State::Done | State::Length(0))
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        match self.state {
+            State::Length(n) => SizeHint::with_exact(n),
+            State::Done => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
     }
 }

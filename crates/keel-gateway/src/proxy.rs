@@ -396,7 +396,12 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
         }
         None => match &route.target {
             Target::Url { endpoint, base } => {
-                let full = format!("{base}{path}");
+                // A URI without a path of its own (the usual case) adds nothing to copy.
+                let full: Cow<'_, str> = if base.is_empty() {
+                    Cow::Borrowed(&path)
+                } else {
+                    Cow::Owned(format!("{base}{path}"))
+                };
                 forward_once(
                     &gw,
                     &route,
@@ -577,10 +582,10 @@ enum Payload {
 }
 
 impl Payload {
-    fn take(&mut self) -> Body {
+    fn take(&mut self) -> pool::Outgoing {
         match self {
-            Payload::Replayable(b) => Body::from(b.clone()),
-            Payload::Stream(s) => s.take().unwrap_or_else(Body::empty),
+            Payload::Replayable(b) => pool::Outgoing::Full(b.clone()),
+            Payload::Stream(s) => pool::Outgoing::Stream(s.take().unwrap_or_else(Body::empty)),
         }
     }
     fn replayable(&self) -> bool {
@@ -638,7 +643,7 @@ async fn attempt(
     endpoint: &Endpoint,
     parts: &http::request::Parts,
     path: &str,
-    body: Body,
+    body: pool::Outgoing,
     timeout: Duration,
     h2c: bool,
 ) -> Attempt {
@@ -660,21 +665,36 @@ async fn attempt(
         return Attempt::Failed("cannot build upstream URI".into());
     };
     let upgrade = parts.headers.contains_key(header::UPGRADE);
+    // Plain HTTP/1.1 goes through this worker's own connections, written straight from the
+    // request's parts; h2c (multiplexed) and upgrades (the connection leaves the pool) through
+    // hyper's pooled client.
+    if !h2c && !upgrade && endpoint.scheme == http::uri::Scheme::HTTP {
+        let head = pool::Head {
+            method: &parts.method,
+            path: &path_and_query,
+            headers: &parts.headers,
+        };
+        let sent = pool::send(
+            &endpoint.authority,
+            head,
+            body,
+            gw.config.connect_timeout,
+            timeout,
+        );
+        return match sent.await {
+            Ok(resp) => Attempt::Response(resp),
+            Err(pool::SendError::Pool(pool::PoolError::NotSent(e))) => Attempt::NotSent(e),
+            Err(pool::SendError::Pool(pool::PoolError::Failed(e))) => Attempt::Failed(e),
+            Err(pool::SendError::TimedOut) => Attempt::TimedOut,
+        };
+    }
+    let body = match body {
+        pool::Outgoing::Full(b) => Body::from(b),
+        pool::Outgoing::Stream(s) => s,
+    };
     let mut req = Request::new(body);
     *req.method_mut() = parts.method.clone();
     *req.headers_mut() = parts.headers.clone();
-    // Plain HTTP/1.1 goes through this worker's own connections; h2c (multiplexed) and upgrades
-    // (the connection leaves the pool) through hyper's pooled client.
-    if !h2c && !upgrade && endpoint.scheme == http::uri::Scheme::HTTP {
-        *req.uri_mut() = Uri::from(path_and_query);
-        let sent = pool::send(&endpoint.authority, req, gw.config.connect_timeout);
-        return match tokio::time::timeout(timeout, sent).await {
-            Ok(Ok(resp)) => Attempt::Response(resp),
-            Ok(Err(pool::PoolError::NotSent(e))) => Attempt::NotSent(e),
-            Ok(Err(pool::PoolError::Failed(e))) => Attempt::Failed(e),
-            Err(_) => Attempt::TimedOut,
-        };
-    }
     let mut uri = http::uri::Parts::default();
     uri.scheme = Some(endpoint.scheme.clone());
     uri.authority = Some(endpoint.authority.clone());
@@ -854,7 +874,9 @@ async fn forward_to_service(
     );
     loop {
         let refs: Vec<&InstanceId> = tried.iter().collect();
-        let pick: Option<Pick<Endpoint>> = service.balancer.pick_excluding(&refs);
+        // One clock read starts the attempt's latency sample, another ends it and times the exchange.
+        let at = Instant::now();
+        let pick: Option<Pick<Endpoint>> = service.balancer.pick_excluding_at(&refs, at);
         let Some(pick) = pick.filter(|p| !tried.contains(p.id())) else {
             break;
         };
@@ -872,10 +894,11 @@ async fn forward_to_service(
             route.h2c || pick.endpoint().h2c,
         )
         .await;
+        let end = Instant::now();
         match result {
             Attempt::Response(r) if r.status().is_server_error() => {
                 let status = r.status();
-                service.balancer.failure(pick);
+                service.balancer.failure_at(pick, end);
                 // 502/503/504 from one instance say nothing about the others; other 5xx are the service's answer.
                 let gateway_like = matches!(status.as_u16(), 502..=504);
                 if gateway_like && may_retry(idempotent, ledger.attempts) {
@@ -889,11 +912,11 @@ async fn forward_to_service(
                     continue;
                 }
                 finish_call(service, permit, token, Outcome::Failure);
-                ledger.upstream = Some(t.elapsed());
+                ledger.upstream = Some(end - t);
                 route
                     .metrics
                     .upstream_latency
-                    .observe(t.elapsed().as_secs_f64());
+                    .observe((end - t).as_secs_f64());
                 if route
                     .breaker
                     .as_ref()
@@ -914,12 +937,12 @@ async fn forward_to_service(
                 return into_response(r);
             }
             Attempt::Response(r) => {
-                service.balancer.success(pick);
-                ledger.upstream = Some(t.elapsed());
+                service.balancer.success_at(pick, end);
+                ledger.upstream = Some(end - t);
                 route
                     .metrics
                     .upstream_latency
-                    .observe(t.elapsed().as_secs_f64());
+                    .observe((end - t).as_secs_f64());
                 let status = r.status();
                 if route
                     .breaker
@@ -943,7 +966,7 @@ async fn forward_to_service(
                 return into_response(r);
             }
             Attempt::NotSent(e) => {
-                service.balancer.failure(pick);
+                service.balancer.failure_at(pick, end);
                 last_error = (StatusCode::BAD_GATEWAY, "connect_failed", e);
                 // Never reached the instance: safe to try another whatever the method.
                 if may_retry(true, ledger.attempts) {
@@ -954,7 +977,7 @@ async fn forward_to_service(
                 break;
             }
             Attempt::Failed(e) => {
-                service.balancer.failure(pick);
+                service.balancer.failure_at(pick, end);
                 last_error = (StatusCode::BAD_GATEWAY, "upstream_error", e);
                 if may_retry(idempotent, ledger.attempts) {
                     tried.push(id);
@@ -964,8 +987,8 @@ async fn forward_to_service(
                 break;
             }
             Attempt::TimedOut => {
-                service.balancer.failure(pick);
-                ledger.upstream = Some(t.elapsed());
+                service.balancer.failure_at(pick, end);
+                ledger.upstream = Some(end - t);
                 finish_call(service, permit, token, Outcome::Timeout);
                 return upstream_failure(
                     gw,

@@ -291,3 +291,24 @@ async fn a_retry_falls_back_to_a_tried_instance_only_when_no_other_is_left() {
     b.instances()[1].set_tripped(true);
     assert!(b.pick_excluding(&[&ids[1]]).is_none(), "none available");
 }
+
+#[tokio::test(start_paused = true)]
+async fn pick_at_and_success_at_time_the_call_from_the_callers_readings() {
+    let b = Balancer::new(
+        BalancerConfig {
+            default_rtt: Duration::from_millis(1),
+            ..Default::default()
+        },
+        specs(1),
+    );
+    let start = tokio::time::Instant::now();
+    advance(Duration::from_millis(50)).await;
+    // The call started at the caller's reading, not at the pick.
+    let p = b.pick_at(start).unwrap();
+    assert_eq!(p.instance().pending(), 1);
+    b.success_at(p, start + Duration::from_millis(80));
+    let i = &b.instances()[0];
+    // A sample slower than the estimate replaces it (peak EWMA).
+    assert_eq!(i.rtt_estimate(), Duration::from_millis(80));
+    assert_eq!(i.pending(), 0);
+}

@@ -88,7 +88,7 @@ pub(super) async fn fallback(
                     &endpoint,
                     &p,
                     &fpath,
-                    Body::empty(),
+                    crate::pool::Outgoing::Full(bytes::Bytes::new()),
                     route.response_timeout,
                     false,
                 )

@@ -13,3 +13,4 @@ mod routing;
 mod security;
 mod support;
 mod tls;
+mod upstream_wire;

@@ -1,0 +1,277 @@
+//! The gateway's own HTTP/1.1 upstream client against a raw TCP backend that answers with exact
+//! bytes: chunked and close-delimited bodies, interim 1xx answers, large bodies, broken framing,
+//! chunked request bodies, and pooled connections the backend has closed.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use keel_gateway::GatewayConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::support::{TestGateway, client};
+
+/// A backend that answers each request with the bytes its path names, and records what it got.
+struct WireBackend {
+    addr: SocketAddr,
+    /// Connections accepted so far.
+    accepted: Arc<AtomicUsize>,
+    /// Each request as received: head and body bytes, lossily decoded.
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+const BIG: usize = 1 << 20;
+
+/// The response for `path`, and whether the backend closes the connection after it.
+fn script(path: &str) -> (Vec<u8>, bool) {
+    let text = |s: &str| (s.as_bytes().to_vec(), false);
+    match path {
+        "/chunked" => text(
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+             5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nx-trailer: t\r\n\r\n",
+        ),
+        "/close" => (
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end".to_vec(),
+            true,
+        ),
+        "/continue" => text(
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-after: 1xx\r\n\r\nfinal",
+        ),
+        "/big" => {
+            let mut r = format!("HTTP/1.1 200 OK\r\ncontent-length: {BIG}\r\n\r\n").into_bytes();
+            r.extend((0..BIG).map(|i| b'a' + (i % 26) as u8));
+            (r, false)
+        }
+        "/conflict" => {
+            text("HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\nabcd")
+        }
+        "/garbage" => text("HTTP/1.1 2x0 Nope\r\n\r\n"),
+        "/hangup" => (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort".to_vec(),
+            true,
+        ),
+        // A keep-alive answer after which the backend closes anyway, as an idle timeout would.
+        "/idle-close" => (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
+            true,
+        ),
+        _ => text("HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\necho"),
+    }
+}
+
+/// Reads one request (head, and a Content-Length or chunked body); `None` at end of stream.
+async fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    let chunked = head.contains("transfer-encoding: chunked");
+    let total = loop {
+        match length {
+            Some(n) if buf.len() >= head_end + n => break head_end + n,
+            None if !chunked => break head_end,
+            None if buf[head_end..].windows(5).any(|w| w == b"0\r\n\r\n") => {
+                let i = buf[head_end..]
+                    .windows(5)
+                    .position(|w| w == b"0\r\n\r\n")
+                    .unwrap();
+                break head_end + i + 5;
+            }
+            _ => {}
+        }
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let req = String::from_utf8_lossy(&buf[..total]).into_owned();
+    buf.drain(..total);
+    Some(req)
+}
+
+impl WireBackend {
+    async fn start() -> WireBackend {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (a, sn) = (accepted.clone(), seen.clone());
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                a.fetch_add(1, Ordering::SeqCst);
+                let sn = sn.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    while let Some(req) = read_request(&mut s, &mut buf).await {
+                        let path = req
+                            .split_whitespace()
+                            .nth(1)
+                            .unwrap_or("/")
+                            .trim_start_matches("/wire")
+                            .to_owned();
+                        sn.lock().unwrap().push(req);
+                        let (resp, close) = script(&path);
+                        // Large answers go out in pieces, so the gateway reads the body in several.
+                        for piece in resp.chunks(64 * 1024) {
+                            if s.write_all(piece).await.is_err() {
+                                return;
+                            }
+                        }
+                        if close {
+                            let _ = s.shutdown().await;
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        WireBackend {
+            addr,
+            accepted,
+            seen,
+        }
+    }
+}
+
+async fn gateway(backend: &WireBackend) -> TestGateway {
+    let routes = format!(
+        r#"
+spring.cloud.gateway.routes:
+  - id: wire
+    uri: http://{}
+    predicates: [Path=/wire/**]
+"#,
+        backend.addr
+    );
+    TestGateway::start(GatewayConfig::default(), &routes).await
+}
+
+#[tokio::test]
+async fn response_framings_are_decoded_and_connections_reused() {
+    let backend = WireBackend::start().await;
+    let g = gateway(&backend).await;
+    let c = client();
+
+    let r = c.get(g.url("/wire/chunked")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "hello world");
+    // The chunked body was read to its end, so the same connection carries the next request.
+    let r = c.get(g.url("/wire/chunked")).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "hello world");
+    assert_eq!(backend.accepted.load(Ordering::SeqCst), 1);
+
+    let r = c.get(g.url("/wire/continue")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-after"], "1xx");
+    assert_eq!(r.text().await.unwrap(), "final");
+
+    let r = c.get(g.url("/wire/big")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.bytes().await.unwrap();
+    assert_eq!(body.len(), BIG);
+    assert!(
+        body.iter()
+            .enumerate()
+            .all(|(i, b)| *b == b'a' + (i % 26) as u8)
+    );
+
+    let r = c.get(g.url("/wire/close")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "until the end");
+}
+
+#[tokio::test]
+async fn broken_upstream_answers_are_502_and_never_pooled() {
+    let backend = WireBackend::start().await;
+    let g = gateway(&backend).await;
+    let c = client();
+    for path in ["/wire/conflict", "/wire/garbage"] {
+        let r = c.get(g.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 502, "{path}");
+    }
+    // A body cut short: the client's exchange fails (whether or not the head went out first).
+    let truncated = match c.get(g.url("/wire/hangup")).send().await {
+        Ok(r) => r.bytes().await.is_err(),
+        Err(_) => true,
+    };
+    assert!(truncated, "a truncated body must not look complete");
+    // None of those connections is reused: a fresh one answers normally.
+    let before = backend.accepted.load(Ordering::SeqCst);
+    let r = c.get(g.url("/wire/chunked")).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "hello world");
+    assert_eq!(backend.accepted.load(Ordering::SeqCst), before + 1);
+}
+
+#[tokio::test]
+async fn streamed_request_bodies_go_out_chunked() {
+    let backend = WireBackend::start().await;
+    let g = gateway(&backend).await;
+    let pieces: Vec<Result<Vec<u8>, std::io::Error>> = (0..50)
+        .map(|i| Ok(format!("piece-{i:02};").into_bytes()))
+        .collect();
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(pieces));
+    let r = client()
+        .post(g.url("/wire/echo"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = backend.seen.lock().unwrap().clone();
+    let req = seen.last().expect("the backend got the request");
+    assert!(
+        req.to_lowercase().contains("transfer-encoding: chunked"),
+        "{req}"
+    );
+    // Reassembled from the chunks, the body is whole and in order.
+    let mut joined = String::new();
+    let mut rest = req.split_once("\r\n\r\n").unwrap().1;
+    loop {
+        let (size, after) = rest.split_once("\r\n").unwrap();
+        let n = usize::from_str_radix(size.split(';').next().unwrap(), 16).unwrap();
+        if n == 0 {
+            break;
+        }
+        joined.push_str(&after[..n]);
+        rest = &after[n + 2..];
+    }
+    let expected: String = (0..50).map(|i| format!("piece-{i:02};")).collect();
+    assert_eq!(joined, expected);
+}
+
+#[tokio::test]
+async fn pooled_connections_the_backend_closed_are_not_used() {
+    let backend = WireBackend::start().await;
+    let g = gateway(&backend).await;
+    let c = client();
+    // Every answer is followed by the backend closing a connection it called keep-alive.
+    for i in 0..20 {
+        let r = if i % 2 == 0 {
+            c.get(g.url("/wire/idle-close")).send().await.unwrap()
+        } else {
+            c.post(g.url("/wire/idle-close"))
+                .body("payload")
+                .send()
+                .await
+                .unwrap()
+        };
+        assert_eq!(r.status(), 200, "request {i}");
+        assert_eq!(r.text().await.unwrap(), "ok");
+    }
+    assert_eq!(backend.seen.lock().unwrap().len(), 20);
+}
