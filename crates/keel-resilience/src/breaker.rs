@@ -198,7 +198,13 @@ impl CircuitBreaker {
         } else {
             NOT_FORCED
         };
-        let counts = RollingCounts::new(config.rolling_window, config.rolling_buckets);
+        // Every call adds to the window: a stripe per core keeps cores from bouncing one bucket's
+        // cache line between them.
+        let counts = RollingCounts::striped(
+            config.rolling_window,
+            config.rolling_buckets,
+            crate::window::cpu_stripes(),
+        );
         CircuitBreaker {
             bucket: Duration::from_nanos(counts.bucket_nanos()),
             counts,

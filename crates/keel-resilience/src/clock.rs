@@ -2,13 +2,10 @@
 //! layer stack, and an injectable wall clock for emitted timestamps.
 
 use std::cell::Cell;
-use std::future::Future;
-use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 /// A monotonic origin; times are kept as nanoseconds since it so they fit in atomics.
 #[derive(Debug, Clone, Copy)]
@@ -113,18 +110,6 @@ pub(crate) fn call_start(limit: Duration) -> Instant {
             s.at
         }
     })
-}
-
-/// Polls a timeout's timer after the guarded future returned `Pending`. If that used up the task's
-/// budget, the timer is polled outside it (as `tokio::time::Timeout` does), so a future that always
-/// exhausts the budget still times out.
-#[inline]
-pub(crate) fn poll_timer(timer: Pin<&mut Sleep>, cx: &mut Context<'_>) -> Poll<()> {
-    if tokio::task::coop::has_budget_remaining() {
-        timer.poll(cx)
-    } else {
-        pin!(tokio::task::coop::unconstrained(timer)).poll(cx)
-    }
 }
 
 /// Milliseconds since the Unix epoch, for `currentTime` fields. Injected so tests and replays can pin it.

@@ -18,6 +18,7 @@ pub mod pool;
 mod prometheus;
 pub mod rate_limit;
 pub mod retry;
+mod timer;
 pub mod window;
 
 pub use adaptive::{AdaptiveLimit, AimdConfig, LimitToken};

@@ -1,6 +1,8 @@
 //! Lock-free rolling windows: time buckets of atomic counters (Hystrix's rolling number) and a count-based ring.
 
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::cell::Cell;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 // Counters are 64-bit so a bucket can also hold sums (latency in microseconds) without overflow.
 use std::time::Duration;
@@ -37,7 +39,10 @@ impl Divisor {
     }
 }
 
+/// Counters of one bucket, for one stripe. Aligned past a cache line (two, for adjacent-line prefetch)
+/// so that stripes written by different threads never share one.
 #[derive(Debug)]
+#[repr(align(128))]
 struct Bucket<const K: usize> {
     counts: [AtomicU64; K],
     peak: AtomicU32,
@@ -50,14 +55,55 @@ struct Bucket<const K: usize> {
 #[repr(align(128))]
 struct Epochs([AtomicU64; 16]);
 
+/// The next stripe number to hand out to a thread.
+static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    // `const` and without a destructor: one thread-pointer-relative access; `usize::MAX` = not yet drawn.
+    static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// How many stripes per-thread copies of a hot counter get: one per core (a power of two, at least 4
+/// so helper threads seldom share with workers, at most 16).
+pub(crate) fn cpu_stripes() -> usize {
+    static N: OnceLock<usize> = OnceLock::new();
+    *N.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(4, |n| n.get().clamp(4, 16))
+            .next_power_of_two()
+    })
+}
+
+/// This thread's stripe number (take it modulo a power of two): threads are numbered in the order
+/// they first ask, so a runtime's workers (started together) land on different stripes.
+#[inline]
+pub(crate) fn thread_stripe() -> usize {
+    STRIPE.with(|s| {
+        let v = s.get();
+        if v != usize::MAX {
+            return v;
+        }
+        let v = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) & (usize::MAX >> 1);
+        s.set(v);
+        v
+    })
+}
+
 /// `K` event counters over a rolling time window split into buckets, like Hystrix's `HystrixRollingNumber`.
 ///
 /// Recording is one atomic add on the current bucket; a bucket is recycled by the first writer of a new
 /// tick. Readers sum the buckets whose tick lies inside the window, so the window always covers the
 /// current (partial) bucket plus `buckets - 1` full ones.
+///
+/// A [`striped`](Self::striped) window keeps each bucket's counters once per stripe, and each thread
+/// adds to its own stripe (LongAdder-style): threads recording at once do not bounce one cache line
+/// between their cores. Reads sum the stripes.
 #[derive(Debug)]
 pub struct RollingCounts<const K: usize> {
+    /// `buckets × stripes`, bucket-major.
     buckets: Box<[Bucket<K>]>,
+    /// Stripes per bucket, a power of two.
+    stripes: usize,
     epochs: Box<[Epochs]>,
     /// Bucket width in nanoseconds.
     width: Divisor,
@@ -67,20 +113,28 @@ pub struct RollingCounts<const K: usize> {
 impl<const K: usize> RollingCounts<K> {
     /// A window of `window` split into `buckets` buckets (at least one; the bucket width is at least 1 ns).
     pub fn new(window: Duration, buckets: usize) -> Self {
-        let buckets = buckets.max(1);
-        let bucket_nanos = ((window.as_nanos() / buckets as u128) as u64).max(1);
-        let buckets: Box<[Bucket<K>]> = (0..buckets)
+        Self::striped(window, buckets, 1)
+    }
+
+    /// Like [`new`](Self::new), with `stripes` copies of each bucket's counters (rounded up to a power
+    /// of two, at most 64), for counters that many threads add to at once.
+    pub fn striped(window: Duration, buckets: usize, stripes: usize) -> Self {
+        let n = buckets.max(1);
+        let stripes = stripes.clamp(1, 64).next_power_of_two();
+        let bucket_nanos = ((window.as_nanos() / n as u128) as u64).max(1);
+        let buckets: Box<[Bucket<K>]> = (0..n * stripes)
             .map(|_| Bucket {
                 counts: std::array::from_fn(|_| AtomicU64::new(0)),
                 peak: AtomicU32::new(0),
             })
             .collect();
-        let len = Divisor::new(buckets.len() as u64);
-        let epochs = (0..buckets.len().div_ceil(16))
+        let len = Divisor::new(n as u64);
+        let epochs = (0..n.div_ceil(16))
             .map(|_| Epochs(std::array::from_fn(|_| AtomicU64::new(0))))
             .collect();
         RollingCounts {
             buckets,
+            stripes,
             epochs,
             width: Divisor::new(bucket_nanos),
             len,
@@ -119,11 +173,17 @@ impl<const K: usize> RollingCounts<K> {
         }
     }
 
+    /// This thread's stripe of the bucket for `now`, recycled first if it holds an older tick.
     #[inline]
     fn bucket(&self, now: u64) -> &Bucket<K> {
         let tick = self.tick(now);
         let i = self.len.div_rem(tick).1 as usize;
-        let bucket = &self.buckets[i];
+        let stripes = self.stripes_of(i);
+        let bucket = if stripes.len() == 1 {
+            &stripes[0]
+        } else {
+            &stripes[thread_stripe() & (self.stripes - 1)]
+        };
         let epoch = self.epoch(i);
         let want = tick + 1;
         loop {
@@ -141,10 +201,12 @@ impl<const K: usize> RollingCounts<K> {
                 .compare_exchange(seen, RESETTING, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
-                for c in &bucket.counts {
-                    c.store(0, Ordering::Relaxed);
+                for b in stripes {
+                    for c in &b.counts {
+                        c.store(0, Ordering::Relaxed);
+                    }
+                    b.peak.store(0, Ordering::Relaxed);
                 }
-                bucket.peak.store(0, Ordering::Relaxed);
                 epoch.store(want, Ordering::Release);
                 return bucket;
             }
@@ -161,13 +223,17 @@ impl<const K: usize> RollingCounts<K> {
         &self.epochs[i / 16].0[i % 16]
     }
 
-    /// The buckets whose tick lies in the window ending at `tick`.
+    /// Every stripe of bucket `i`.
+    #[inline]
+    fn stripes_of(&self, i: usize) -> &[Bucket<K>] {
+        &self.buckets[i * self.stripes..(i + 1) * self.stripes]
+    }
+
+    /// The buckets (every stripe of them) whose tick lies in the window ending at `tick`.
     fn live(&self, tick: u64) -> impl Iterator<Item = &Bucket<K>> {
-        self.buckets
-            .iter()
-            .enumerate()
-            .filter(move |(i, _)| self.is_live(*i, tick))
-            .map(|(_, b)| b)
+        (0..self.len.d as usize)
+            .filter(move |&i| self.is_live(i, tick))
+            .flat_map(|i| self.stripes_of(i))
     }
 
     #[inline]
@@ -177,7 +243,7 @@ impl<const K: usize> RollingCounts<K> {
             return false;
         }
         let t = e - 1;
-        t <= tick && t + self.buckets.len() as u64 > tick
+        t <= tick && t + self.len.d > tick
     }
 
     /// Sum of each counter over the window ending at `now`.
@@ -216,7 +282,7 @@ impl<const K: usize> RollingCounts<K> {
 
     /// Forgets everything (Hystrix resets its counters when a breaker closes).
     pub fn reset(&self) {
-        for i in 0..self.buckets.len() {
+        for i in 0..self.len.d as usize {
             self.epoch(i).store(0, Ordering::Release);
         }
     }
@@ -308,7 +374,35 @@ impl CountWindow {
 
 #[cfg(test)]
 mod tests {
-    use super::Divisor;
+    use super::{Divisor, RollingCounts};
+    use std::time::Duration;
+
+    #[test]
+    fn striped_counts_sum_every_thread() {
+        let rc = RollingCounts::<2>::striped(Duration::from_secs(10), 10, 4);
+        let now = 12_345_678_901;
+        std::thread::scope(|s| {
+            for t in 0..6u64 {
+                let rc = &rc;
+                s.spawn(move || {
+                    for _ in 0..1000 {
+                        rc.add(0, 1, now);
+                        rc.add(1, t, now);
+                    }
+                    rc.observe_peak(t as u32, now);
+                });
+            }
+        });
+        assert_eq!(rc.sum(now), [6000, 15_000]);
+        assert_eq!(rc.sum_of([1], now), [15_000]);
+        assert_eq!(rc.peak(now), 5);
+        // A later tick recycles the bucket in every stripe.
+        let later = now + 10_000_000_000;
+        rc.add(0, 1, later);
+        assert_eq!(rc.sum(later), [1, 0]);
+        rc.reset();
+        assert_eq!(rc.sum(later), [0, 0]);
+    }
 
     #[test]
     fn divisor_is_exact() {

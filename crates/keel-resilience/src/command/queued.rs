@@ -14,14 +14,14 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use super::call::{Fallback, Started, Work};
 use super::{Cause, CauseKind, Command, CommandError};
 use crate::breaker::Permit;
-use crate::clock;
 use crate::error::TimedOut;
 use crate::event::{Event, Outcome};
+use crate::timer::Timer;
 
 /// The command a call runs under: borrowed (`Call::queue`) or owned (`Call::queue_owned`).
 #[derive(Debug)]
@@ -48,7 +48,7 @@ pin_project! {
         // The timer is armed on the first `Pending` only (see `layer::timeout`).
         Timed {
             #[pin] fut: R,
-            #[pin] timer: Option<Sleep>,
+            timer: Timer,
             deadline: Option<Instant>,
             limit: Duration,
         },
@@ -146,7 +146,7 @@ where
                 let stage = match inner.config.timeout {
                     Some(limit) => Stage::Timed {
                         fut: running,
-                        timer: None,
+                        timer: Timer::new(),
                         deadline: at.checked_add(limit),
                         limit,
                     },
@@ -199,21 +199,19 @@ where
             let result = match this.stage.as_mut().project() {
                 StageProj::Timed {
                     fut,
-                    mut timer,
+                    timer,
                     deadline,
                     limit,
                 } => match fut.poll(cx) {
                     Poll::Ready(r) => r,
                     Poll::Pending => {
-                        if timer.is_none() {
-                            let Some(deadline) = *deadline else {
-                                return Poll::Pending;
-                            };
-                            timer.set(Some(tokio::time::sleep_until(deadline)));
-                        }
-                        match timer.as_pin_mut().map(|t| clock::poll_timer(t, cx)) {
-                            Some(Poll::Ready(())) => Err(Cause::Timeout(TimedOut(*limit))),
-                            _ => return Poll::Pending,
+                        // No deadline: the limit is too large to be represented.
+                        let Some(deadline) = *deadline else {
+                            return Poll::Pending;
+                        };
+                        match timer.poll(deadline, *limit, cx) {
+                            Poll::Ready(()) => Err(Cause::Timeout(TimedOut(*limit))),
+                            Poll::Pending => return Poll::Pending,
                         }
                     }
                 },

@@ -61,10 +61,41 @@ impl<Res, E: 'static> Classify<Res, E> for ErrorsAreFailures {
     }
 }
 
+/// One per-thread handle on a breaker (see [`Handles`]). Aligned past a cache line (two, for
+/// adjacent-line prefetch): its `Arc`'s reference counts are what a thread's calls write.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Handle(Arc<CircuitBreaker>);
+
+/// Every call's future keeps the breaker alive until it has recorded the outcome. Cloning the one
+/// shared `Arc` for that would bounce its reference count between the cores of concurrent callers
+/// (twice per call); each thread clones the handle of its own stripe instead.
+#[derive(Debug)]
+struct Handles(Box<[Arc<Handle>]>);
+
+impl Handles {
+    fn new(breaker: &Arc<CircuitBreaker>) -> Arc<Self> {
+        let n = crate::window::cpu_stripes();
+        Arc::new(Handles(
+            (0..n)
+                .map(|_| Arc::new(Handle(Arc::clone(breaker))))
+                .collect(),
+        ))
+    }
+
+    /// This thread's handle.
+    #[inline]
+    fn local(&self) -> Arc<Handle> {
+        // The length is a power of two.
+        Arc::clone(&self.0[crate::window::thread_stripe() & (self.0.len() - 1)])
+    }
+}
+
 /// Wraps services with a shared [`CircuitBreaker`].
 #[derive(Debug, Clone)]
 pub struct BreakerLayer<C = ErrorsAreFailures> {
     breaker: Arc<CircuitBreaker>,
+    handles: Arc<Handles>,
     classify: C,
 }
 
@@ -72,6 +103,7 @@ impl BreakerLayer {
     /// A layer using the default classifier.
     pub fn new(breaker: Arc<CircuitBreaker>) -> Self {
         BreakerLayer {
+            handles: Handles::new(&breaker),
             breaker,
             classify: ErrorsAreFailures,
         }
@@ -83,6 +115,7 @@ impl<C> BreakerLayer<C> {
     pub fn classify<C2>(self, classify: C2) -> BreakerLayer<C2> {
         BreakerLayer {
             breaker: self.breaker,
+            handles: self.handles,
             classify,
         }
     }
@@ -95,6 +128,7 @@ impl<S, C: Clone> Layer<S> for BreakerLayer<C> {
         BreakerService {
             inner,
             breaker: Arc::clone(&self.breaker),
+            handles: Arc::clone(&self.handles),
             classify: self.classify.clone(),
         }
     }
@@ -105,6 +139,7 @@ impl<S, C: Clone> Layer<S> for BreakerLayer<C> {
 pub struct BreakerService<S, C> {
     inner: S,
     breaker: Arc<CircuitBreaker>,
+    handles: Arc<Handles>,
     classify: C,
 }
 
@@ -118,7 +153,7 @@ impl<S, C> BreakerService<S, C> {
 /// Cancels the permit if the response future is dropped before completion.
 #[derive(Debug)]
 struct Guard {
-    breaker: Arc<CircuitBreaker>,
+    breaker: Arc<Handle>,
     permit: Option<Permit>,
     /// When the call started, if a timeout below read the clock (see `CircuitBreaker::start_hint`).
     hint: Option<u64>,
@@ -127,7 +162,7 @@ struct Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         if let Some(p) = self.permit.take() {
-            self.breaker.cancel(p);
+            self.breaker.0.cancel(p);
         }
     }
 }
@@ -164,6 +199,7 @@ where
                 if let Some(p) = guard.permit.take() {
                     guard
                         .breaker
+                        .0
                         .record_hinted(p, classify.classify(&result), guard.hint);
                 }
                 Poll::Ready(result.map_err(Into::into))
@@ -200,7 +236,7 @@ where
                     fut: self.inner.call(req),
                     guard: Guard {
                         hint: self.breaker.start_hint(listen.finish()),
-                        breaker: Arc::clone(&self.breaker),
+                        breaker: self.handles.local(),
                         permit: Some(permit),
                     },
                     classify: self.classify.clone(),

@@ -1,8 +1,8 @@
 //! Timeout layer: the inner future is dropped (really cancelled, its permits freed) when time runs out.
 //!
 //! The deadline is fixed when the call is made, as with `tokio::time::timeout`, but the timer is armed
-//! only once the inner future is pending: a call that completes on its first poll never touches the
-//! runtime's timer (whose registration and removal take the time driver's lock).
+//! only once the inner future is pending: a call that completes on its first poll arms nothing. Armed
+//! timers go to a per-thread deadline queue (`crate::timer`), not to the runtime's timer wheel.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,12 +10,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tower::{Layer, Service};
 
 use super::BoxError;
 use crate::clock;
 use crate::error::TimedOut;
+use crate::timer::Timer;
 
 /// Fails calls that take longer than `limit` with [`TimedOut`].
 #[derive(Debug, Clone, Copy)]
@@ -54,8 +55,7 @@ pin_project! {
         #[pin]
         fut: F,
         // Armed on the first `Pending`.
-        #[pin]
-        timer: Option<Sleep>,
+        timer: Timer,
         deadline: Option<Instant>,
         limit: Duration,
     }
@@ -65,7 +65,7 @@ impl<F: std::fmt::Debug> std::fmt::Debug for TimeoutFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TimeoutFuture")
             .field("fut", &self.fut)
-            .field("armed", &self.timer.is_some())
+            .field("armed", &self.timer.is_armed())
             .field("deadline", &self.deadline)
             .field("limit", &self.limit)
             .finish()
@@ -81,20 +81,18 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+        let this = self.project();
         if let Poll::Ready(r) = this.fut.poll(cx) {
+            this.timer.disarm();
             return Poll::Ready(r.map_err(Into::into));
         }
-        if this.timer.is_none() {
-            // No deadline: the limit is too large to be represented, as in `tokio::time::timeout`.
-            let Some(deadline) = *this.deadline else {
-                return Poll::Pending;
-            };
-            this.timer.set(Some(tokio::time::sleep_until(deadline)));
-        }
-        match this.timer.as_pin_mut().map(|t| clock::poll_timer(t, cx)) {
-            Some(Poll::Ready(())) => Poll::Ready(Err(Box::new(TimedOut(*this.limit)))),
-            _ => Poll::Pending,
+        // No deadline: the limit is too large to be represented, as in `tokio::time::timeout`.
+        let Some(deadline) = *this.deadline else {
+            return Poll::Pending;
+        };
+        match this.timer.poll(deadline, *this.limit, cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Box::new(TimedOut(*this.limit)))),
+            Poll::Pending => Poll::Pending,
         }
     }
 }
@@ -117,7 +115,7 @@ where
         let deadline = clock::call_start(self.limit).checked_add(self.limit);
         TimeoutFuture {
             fut: self.inner.call(req),
-            timer: None,
+            timer: Timer::new(),
             deadline,
             limit: self.limit,
         }

@@ -4,4 +4,5 @@ mod breaker;
 mod command;
 mod layers;
 mod stream;
+mod timeout;
 mod window;

@@ -1,0 +1,192 @@
+//! The timeout layer's deadline queue through the public layer API: firing, ordering, disarming, draining.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use keel_resilience::TimedOut;
+use keel_resilience::layer::{BoxError, TimeoutLayer};
+use tokio::time::Instant;
+use tower::{Layer, Service, ServiceExt, service_fn};
+
+const LIMIT: Duration = Duration::from_millis(100);
+
+/// Sets its flag when dropped: the work was cancelled.
+struct DropFlag(Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Work that never completes on its own.
+async fn forever(_: ()) -> Result<(), BoxError> {
+    std::future::pending().await
+}
+
+/// Polls until `done` holds, yielding to the runtime in between (the clock is paused, so this
+/// advances virtual time only as timers demand). Panics after a generous number of rounds.
+async fn until(mut done: impl FnMut() -> bool) {
+    for _ in 0..10_000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("condition not reached");
+}
+
+fn alive_tasks() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeout_fires_under_a_paused_clock_and_cancels_the_work() {
+    let dropped = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&dropped);
+    let mut svc = TimeoutLayer::new(LIMIT).layer(service_fn(move |()| {
+        let guard = DropFlag(Arc::clone(&flag));
+        async move {
+            let _guard = guard;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok::<_, BoxError>(())
+        }
+    }));
+    let start = Instant::now();
+    let e = svc.ready().await.unwrap().call(()).await.unwrap_err();
+    let took = start.elapsed();
+    assert!(e.is::<TimedOut>(), "{e}");
+    assert!(
+        (LIMIT..Duration::from_secs(5)).contains(&took),
+        "fired at the deadline, not with the work: {took:?}"
+    );
+    assert!(dropped.load(Ordering::SeqCst), "the work was dropped");
+
+    // Fast calls under the same layer still succeed.
+    let mut fast = TimeoutLayer::new(LIMIT).layer(service_fn(|ms: u64| async move {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        Ok::<_, BoxError>(ms)
+    }));
+    assert_eq!(fast.ready().await.unwrap().call(10).await.unwrap(), 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn many_concurrent_timeouts_fire_in_deadline_order() {
+    const N: usize = 40;
+    let svc = TimeoutLayer::new(LIMIT).layer(service_fn(forever));
+    // Each call is made 1 ms after the previous one (its deadline fixed then), and the futures are
+    // first polled in reverse order, so their timers are armed out of order.
+    let mut calls = Vec::new();
+    for i in 0..N {
+        let mut svc = svc.clone();
+        calls.push((i, Instant::now(), svc.ready().await.unwrap().call(())));
+        tokio::time::advance(Duration::from_millis(1)).await;
+    }
+    let fired = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for (i, made, call) in calls.into_iter().rev() {
+        let fired = Arc::clone(&fired);
+        tasks.push(tokio::spawn(async move {
+            let e = call.await.unwrap_err();
+            assert!(e.is::<TimedOut>(), "{e}");
+            let late = made.elapsed();
+            fired.lock().unwrap().push(i);
+            late
+        }));
+    }
+    for t in tasks {
+        let took = t.await.unwrap();
+        assert!(
+            (LIMIT..LIMIT * 2).contains(&took),
+            "each call fires at its own deadline: {took:?}"
+        );
+    }
+    assert_eq!(
+        *fired.lock().unwrap(),
+        (0..N).collect::<Vec<_>>(),
+        "timeouts fire in deadline order"
+    );
+}
+
+/// Counts wake-ups of a hand-polled future.
+#[derive(Default)]
+struct Wakes(AtomicUsize);
+
+impl Wake for Wakes {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn completed_and_dropped_calls_do_not_fire_and_the_queue_drains() {
+    let wakes = Arc::new(Wakes::default());
+    let waker = Waker::from(Arc::clone(&wakes));
+    let mut cx = Context::from_waker(&waker);
+
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let rx = Mutex::new(Some(rx));
+    let mut svc = TimeoutLayer::new(LIMIT).layer(service_fn(move |()| {
+        let rx = rx.lock().unwrap().take().expect("one call");
+        async move { rx.await.map_err(BoxError::from) }
+    }));
+    let mut done = pin!(svc.ready().await.unwrap().call(()));
+    assert!(done.as_mut().poll(&mut cx).is_pending(), "timer armed");
+    // A second call, dropped while pending: its timer is disarmed too.
+    let mut gone = TimeoutLayer::new(LIMIT).layer(service_fn(forever));
+    {
+        let mut dropped = pin!(gone.ready().await.unwrap().call(()));
+        assert!(dropped.as_mut().poll(&mut cx).is_pending());
+    }
+    assert_eq!(alive_tasks(), 1, "one driver for both (same thread, limit)");
+
+    tx.send(()).unwrap();
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "woken by the work");
+    assert!(matches!(done.as_mut().poll(&mut cx), Poll::Ready(Ok(()))));
+
+    // Well past the deadline: nothing fires, and the driver has exited.
+    tokio::time::sleep(LIMIT * 3).await;
+    until(|| alive_tasks() == 0).await;
+    assert_eq!(
+        wakes.0.load(Ordering::SeqCst),
+        1,
+        "no timer fired after completion or drop"
+    );
+
+    // An emptied queue still works: the next timer spawns a new driver.
+    let e = gone.ready().await.unwrap().call(()).await.unwrap_err();
+    assert!(e.is::<TimedOut>(), "{e}");
+    until(|| alive_tasks() == 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_fire_on_a_multi_thread_runtime() {
+    // Real clock; tasks may move between workers, so timers are polled and dropped across threads.
+    let svc = TimeoutLayer::new(Duration::from_millis(20)).layer(service_fn(forever));
+    let mut fast = TimeoutLayer::new(Duration::from_millis(20)).layer(service_fn(|()| async {
+        tokio::task::yield_now().await;
+        Ok::<_, BoxError>(())
+    }));
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let mut svc = svc.clone();
+            tokio::spawn(async move { svc.ready().await.unwrap().call(()).await })
+        })
+        .collect();
+    for _ in 0..200 {
+        fast.ready().await.unwrap().call(()).await.unwrap();
+    }
+    let all = tokio::time::timeout(Duration::from_secs(30), async {
+        for t in tasks {
+            let e = t.await.unwrap().unwrap_err();
+            assert!(e.is::<TimedOut>(), "{e}");
+        }
+    });
+    all.await.expect("every call timed out");
+}
