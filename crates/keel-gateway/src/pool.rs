@@ -53,7 +53,9 @@ struct Link {
 }
 
 thread_local! {
-    static IDLE: RefCell<HashMap<Authority, Vec<Conn>>> = RefCell::new(HashMap::new());
+    /// Keyed by the authority's text: hashing it as one slice is several times cheaper than
+    /// `Authority`'s own case-folding hash, which feeds the hasher a byte at a time.
+    static IDLE: RefCell<HashMap<Box<str>, Vec<Conn>>> = RefCell::new(HashMap::new());
 }
 
 /// Why an exchange failed.
@@ -92,7 +94,7 @@ fn usable(conn: &Conn) -> bool {
 fn checkout(authority: &Authority) -> Option<Conn> {
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
-        let list = idle.get_mut(authority)?;
+        let list = idle.get_mut(authority.as_str())?;
         while let Some(c) = list.pop() {
             if usable(&c) {
                 return Some(c);
@@ -105,9 +107,9 @@ fn checkout(authority: &Authority) -> Option<Conn> {
 fn checkin(authority: &Authority, conn: Conn) {
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
-        let list = match idle.get_mut(authority) {
+        let list = match idle.get_mut(authority.as_str()) {
             Some(list) => list,
-            None => idle.entry(authority.clone()).or_default(),
+            None => idle.entry(authority.as_str().into()).or_default(),
         };
         if list.len() < MAX_IDLE {
             list.push(conn);
