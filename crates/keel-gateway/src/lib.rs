@@ -396,7 +396,9 @@ impl keel_server::Handler for Front {
         async move {
             match app {
                 Some(app) => keel_server::Handler::handle(&app, peer, request).await,
-                None => proxy::handle(gateway, peer, request).await,
+                // The proxy's state machine is large; boxed, hyper moves a pointer per request
+                // instead of copying the whole future into its dispatcher.
+                None => Box::pin(proxy::handle(gateway, peer, request)).await,
             }
         }
     }
