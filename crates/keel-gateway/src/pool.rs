@@ -438,7 +438,7 @@ fn framing(
                 .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
         })
     };
-    let mut reusable = if version == Version::HTTP_10 {
+    let reusable = if version == Version::HTTP_10 {
         token(header::CONNECTION, "keep-alive")
     } else {
         !token(header::CONNECTION, "close")
@@ -487,10 +487,8 @@ fn framing(
     }
     match length {
         Some(n) => Ok((Framing::Length(n), reusable)),
-        None => {
-            reusable = false;
-            Ok((Framing::Close, reusable))
-        }
+        // Delimited by the close, so the connection ends with the body.
+        None => Ok((Framing::Close, false)),
     }
 }
 

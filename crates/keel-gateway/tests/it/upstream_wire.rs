@@ -60,18 +60,21 @@ fn script(path: &str) -> (Vec<u8>, bool) {
     }
 }
 
+/// Appends what the socket has next; `None` at end of stream.
+async fn read_more(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<()> {
+    let mut chunk = [0u8; 4096];
+    let n = s.read(&mut chunk).await.ok()?;
+    buf.extend_from_slice(&chunk[..n]);
+    (n > 0).then_some(())
+}
+
 /// Reads one request (head, and a Content-Length or chunked body); `None` at end of stream.
 async fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
     let head_end = loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break i + 4;
         }
-        let mut chunk = [0u8; 4096];
-        let n = s.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
+        read_more(s, buf).await?;
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
     let length = head
@@ -83,21 +86,14 @@ async fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
         match length {
             Some(n) if buf.len() >= head_end + n => break head_end + n,
             None if !chunked => break head_end,
-            None if buf[head_end..].windows(5).any(|w| w == b"0\r\n\r\n") => {
-                let i = buf[head_end..]
-                    .windows(5)
-                    .position(|w| w == b"0\r\n\r\n")
-                    .unwrap();
-                break head_end + i + 5;
+            None => {
+                if let Some(i) = buf[head_end..].windows(5).position(|w| w == b"0\r\n\r\n") {
+                    break head_end + i + 5;
+                }
             }
             _ => {}
         }
-        let mut chunk = [0u8; 4096];
-        let n = s.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
+        read_more(s, buf).await?;
     };
     let req = String::from_utf8_lossy(&buf[..total]).into_owned();
     buf.drain(..total);
