@@ -238,13 +238,21 @@ impl Gateway {
             path: path.display().to_string(),
             source,
         })?;
+        self.load_file_text(path, &text)
+    }
+
+    /// Replaces the file's routes with `text`, the route file's contents as read once by the caller.
+    pub(crate) fn load_file_text(
+        &self,
+        path: &std::path::Path,
+        text: &str,
+    ) -> Result<(), GatewayError> {
         let properties = path.extension().is_some_and(|e| e == "properties");
-        let doc = RouteDocument::parse(&text, properties).map_err(|source| {
-            GatewayError::ParseRoutes {
+        let doc =
+            RouteDocument::parse(text, properties).map_err(|source| GatewayError::ParseRoutes {
                 path: path.display().to_string(),
                 source,
-            }
-        })?;
+            })?;
         self.with_sources(|s| {
             Ok(Sources {
                 file: doc,

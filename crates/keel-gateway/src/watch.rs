@@ -10,16 +10,18 @@ impl Gateway {
         let path = self.config.routes_file.clone()?;
         let weak = std::sync::Arc::downgrade(&self.0);
         let interval = self.config.watch_interval;
-        let stamp = |p: &std::path::Path| -> Option<(SystemTime, u64, u64)> {
-            let m = std::fs::metadata(p).ok()?;
+        // Read once per tick; the stamp and the reload use the same bytes, so a rewrite between
+        // two reads (truncate, then write) cannot load an empty or half-written file unseen.
+        let read = |p: &std::path::Path| -> Option<((SystemTime, u64), String)> {
+            let modified = std::fs::metadata(p).ok()?.modified().ok()?;
+            let text = std::fs::read_to_string(p).ok()?;
             // Content hash too: an edit within the mtime granularity must still be seen.
-            let text = std::fs::read(p).ok()?;
-            let hash = text.iter().fold(0xcbf29ce484222325u64, |h, b| {
-                (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+            let hash = text.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
             });
-            Some((m.modified().ok()?, m.len(), hash))
+            Some(((modified, hash), text))
         };
-        let mut last = stamp(&path);
+        let mut last = read(&path).map(|(stamp, _)| stamp);
         // A file being rewritten is empty for a moment (truncate, then write); an empty table
         // would route nothing, so emptiness must be seen twice in a row to count.
         let mut empty_once = false;
@@ -30,17 +32,19 @@ impl Gateway {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { return };
                 let gw = Gateway(inner);
-                let now = stamp(&path);
-                if now == last || now.is_none() {
+                let Some((now, text)) = read(&path) else {
+                    continue;
+                };
+                if Some(now) == last {
                     continue;
                 }
-                if now.is_some_and(|(_, len, _)| len == 0) && !empty_once {
+                if text.is_empty() && !empty_once {
                     empty_once = true;
                     continue;
                 }
                 empty_once = false;
-                last = now;
-                match gw.reload_file() {
+                last = Some(now);
+                match gw.load_file_text(&path, &text) {
                     Ok(()) => {
                         tracing::info!(file = %path.display(), routes = gw.table.load().routes.len(), "routes reloaded")
                     }
