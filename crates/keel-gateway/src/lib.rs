@@ -374,12 +374,26 @@ pub fn admin_router(gateway: Gateway) -> Router {
 pub struct Front {
     gateway: Gateway,
     app: Router,
+    own_http1: bool,
 }
 
 impl Front {
     /// `app` is [`router`] wrapped with the shared endpoints ([`keel_server::app`]).
+    ///
+    /// Plain HTTP/1.1 connections are served by Keel's own connection code (see
+    /// [`keel_server::Handler::own_http1`]) unless [`Front::with_own_http1`] turns it off.
     pub fn new(gateway: Gateway, app: Router) -> Self {
-        Self { gateway, app }
+        Self {
+            gateway,
+            app,
+            own_http1: true,
+        }
+    }
+
+    /// `false`: hyper serves every connection (for comparison, or as an escape hatch).
+    pub fn with_own_http1(mut self, on: bool) -> Self {
+        self.own_http1 = on;
+        self
     }
 
     fn for_app(&self, path: &str) -> bool {
@@ -409,6 +423,10 @@ impl keel_server::Handler for Front {
                 None => Box::pin(proxy::handle(gateway, peer, request)).await,
             }
         }
+    }
+
+    fn own_http1(&self) -> bool {
+        self.own_http1
     }
 }
 

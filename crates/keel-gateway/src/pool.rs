@@ -409,7 +409,8 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Parsed>, Bro
             *span = (n, n + h.name.len(), v, v + h.value.len());
         }
         let head = buf.split_to(len).freeze();
-        let mut headers = HeaderMap::with_capacity(count);
+        // Room for what the proxy adds (X-Request-Id, response filters) without growing the map.
+        let mut headers = HeaderMap::with_capacity(count + 4);
         for &(n0, n1, v0, v1) in &spans[..count] {
             let name = HeaderName::from_bytes(&head[n0..n1]).map_err(|_| invalid("header name"))?;
             let value = HeaderValue::from_maybe_shared(head.slice(v0..v1))

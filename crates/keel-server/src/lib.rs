@@ -5,6 +5,7 @@
 //! follows the order documented on [`Shutdown`].
 
 mod bind;
+mod h1;
 mod health;
 mod health_source;
 mod limits;
@@ -17,5 +18,5 @@ pub use health::{Health, HealthIndicator, HealthRegistry, HealthReport, Status};
 pub use health_source::{HealthSource, HealthSourceError, HttpHealthSource, LocalHealthSource};
 pub use limits::HttpLimits;
 pub use metrics::{HttpMetrics, MetricsRegistry};
-pub use serve::{Common, Handler, app, serve, serve_tls, serve_workers};
+pub use serve::{Common, Handler, app, serve, serve_handler, serve_tls, serve_workers};
 pub use shutdown::{Shutdown, ShutdownConfig};

@@ -17,6 +17,7 @@ use tower::ServiceExt;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::h1;
 use crate::metrics::{Recorder, prometheus, record};
 use crate::{
     BoundListener, HealthRegistry, HealthReport, HttpLimits, HttpMetrics, MetricsRegistry, Shutdown,
@@ -33,6 +34,12 @@ pub trait Handler: Clone + Send + Sync + 'static {
         peer: SocketAddr,
         request: hyper::Request<Body>,
     ) -> impl Future<Output = Response> + Send + use<Self>;
+
+    /// Whether plain-TCP HTTP/1.1 connections are served by Keel's own connection code
+    /// (`h1.rs`), which hands anything unusual to hyper. False: hyper serves every connection.
+    fn own_http1(&self) -> bool {
+        false
+    }
 }
 
 impl Handler for Router {
@@ -127,6 +134,17 @@ async fn readiness(State(s): State<ActuatorState>) -> Response {
 /// requests finish until the drain deadline. HTTP/1.1 and HTTP/2 (prior knowledge) are both served.
 pub async fn serve(listener: BoundListener, router: Router, common: &Common) {
     serve_with(listener, router, common, None).await;
+}
+
+/// [`serve`] for any [`Handler`], on the calling runtime, with TLS when `tls` is given: what each
+/// of [`serve_workers`]' threads runs.
+pub async fn serve_handler<H: Handler>(
+    listener: BoundListener,
+    handler: H,
+    common: &Common,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
+    serve_with(listener, handler, common, tls).await;
 }
 
 /// [`serve`] over TLS: each connection is handshaken with `tls` first (in its own task, within the
@@ -237,6 +255,17 @@ async fn serve_with<H: Handler>(
         .max_header_list_size(common.limits.max_header_bytes.max(8192) as u32);
     let handshake_timeout = common.limits.header_read_timeout;
     let graceful = GracefulShutdown::new();
+    let own_http1 = tls.is_none() && handler.own_http1();
+    let builder = std::sync::Arc::new(builder);
+    // Connections served by h1.rs (and hyper after a hand-off), awaited when draining.
+    let tracker = tokio_util::task::TaskTracker::new();
+    // This worker's own child of the shutdown token: idle connections wait on it without sharing a
+    // lock with other workers.
+    let stop = shutdown.stop_accepting_token();
+    let h1_settings = h1::Settings {
+        max_head: common.limits.max_header_bytes.max(8192),
+        header_read_timeout: common.limits.header_read_timeout,
+    };
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -252,6 +281,33 @@ async fn serve_with<H: Handler>(
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
+        if own_http1 {
+            let (builder, watcher, stop, shutdown) = (
+                builder.clone(),
+                graceful.watcher(),
+                stop.clone(),
+                shutdown.clone(),
+            );
+            tracker.spawn(async move {
+                let ready = || shutdown.is_ready();
+                let end = h1::serve(stream, peer, &handler, h1_settings, &stop, ready).await;
+                let h1::End::HandOff(stream, read) = end else {
+                    return;
+                };
+                let service = hyper::service::service_fn(
+                    move |request: hyper::Request<hyper::body::Incoming>| {
+                        let response = handler.handle(peer, request.map(Body::new));
+                        async move { Ok::<_, Infallible>(response.await) }
+                    },
+                );
+                let io = TokioIo::new(h1::Prefixed::new(read, stream));
+                let conn = builder.serve_connection_with_upgrades(io, service);
+                if let Err(e) = watcher.watch(conn.into_owned()).await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+            continue;
+        }
         let service =
             hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
                 let response = handler.handle(peer, request.map(Body::new));
@@ -291,11 +347,13 @@ async fn serve_with<H: Handler>(
         });
     }
     drop(listener);
+    tracker.close();
     let deadline = shutdown.config().drain_timeout;
-    if tokio::time::timeout(deadline, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    let drained = async {
+        graceful.shutdown().await;
+        tracker.wait().await;
+    };
+    if tokio::time::timeout(deadline, drained).await.is_err() {
         tracing::warn!(component, addr = %local_addr, ?deadline, "drain deadline passed; closing remaining connections");
     }
 }

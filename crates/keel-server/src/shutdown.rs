@@ -78,6 +78,12 @@ impl Shutdown {
         self.inner.stop_accepting.cancelled().await;
     }
 
+    /// A token cancelled when listeners stop accepting: a child of the process's own, so that the
+    /// tasks of one worker wait on it without sharing a lock with other workers.
+    pub fn stop_accepting_token(&self) -> CancellationToken {
+        self.inner.stop_accepting.child_token()
+    }
+
     /// Resolves once shutdown has begun (readiness is DOWN).
     pub async fn begun(&self) {
         self.inner.begun.cancelled().await;

@@ -336,7 +336,8 @@ pub async fn components(settings: &Settings, which: &[Component]) -> anyhow::Res
                 n => n,
             };
             // Proxied requests skip the router: see keel_gateway::Front.
-            let front = keel_gateway::Front::new(gateway.clone(), app);
+            let front = keel_gateway::Front::new(gateway.clone(), app)
+                .with_own_http1(settings.gateway_own_http1);
             tasks.spawn(async move {
                 keel_server::serve_workers(listener, front, &common, tls, workers).await
             });

@@ -65,6 +65,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("gateway.tls-key", None),
     ("gateway.max-body-bytes", None),
     ("gateway.workers", Some("0")),
+    ("gateway.http1-server", Some("keel")),
     ("gateway.config-routes", Some("true")),
     ("gateway.config-application", Some("keel-gateway")),
     ("gateway.registry-url", None),
@@ -120,6 +121,9 @@ pub struct Settings {
     /// Threads serving the gateway's listener, each with its own runtime and upstream pools;
     /// 0: one per CPU.
     pub gateway_workers: usize,
+    /// Who serves plain HTTP/1.1 connections to the gateway: Keel's own connection code (true,
+    /// `keel`) or hyper (`hyper`).
+    pub gateway_own_http1: bool,
     /// Follow the `gateway.config-application` routes in the config centre (`config.url`, or the
     /// in-process config server in standalone mode).
     pub gateway_config_routes: Option<String>,
@@ -281,6 +285,19 @@ impl FromSetting for FailOpen {
     }
 }
 
+/// `keel` (true) or `hyper` (false): who serves the gateway's plain HTTP/1.1 connections.
+struct Http1Server(bool);
+
+impl FromSetting for Http1Server {
+    fn from_setting(raw: &str) -> Result<Self, String> {
+        match raw.trim() {
+            "keel" => Ok(Http1Server(true)),
+            "hyper" => Ok(Http1Server(false)),
+            _ => Err("expected `keel` or `hyper`".into()),
+        }
+    }
+}
+
 /// Bytes, written as a number with an optional `KiB`/`MiB`/`GiB` suffix.
 struct ByteSize(usize);
 
@@ -412,6 +429,7 @@ impl Settings {
             gateway_admin_bind: layers.get("gateway.admin-bind")?,
             gateway_tls: gateway_tls(&layers)?,
             gateway_workers: layers.require("gateway.workers")?,
+            gateway_own_http1: layers.require::<Http1Server>("gateway.http1-server")?.0,
             gateway_config_routes: if layers.require::<bool>("gateway.config-routes")? {
                 layers.get("gateway.config-application")?
             } else {

@@ -5,7 +5,8 @@
 //! open-loop generator. Prints medians and keel/nginx ratios. Everything runs on loopback.
 //!
 //! Flags: `--rounds N` (default 5), `--seconds S` per run (default 5), `--connections C` (50),
-//! `--threads T` for wrk (default 1, leaving the cores to the servers).
+//! `--threads T` for wrk (default 1, leaving the cores to the servers), `--hyper-too 1` to also run a
+//! second gateway whose HTTP/1.1 connections hyper serves (`gateway.http1-server=hyper`), as `keel-h`.
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -21,6 +22,7 @@ struct Options {
     seconds: u64,
     connections: u32,
     threads: u32,
+    hyper_too: bool,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -29,6 +31,7 @@ fn options() -> anyhow::Result<Options> {
         seconds: 5,
         connections: 50,
         threads: 1,
+        hyper_too: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -39,6 +42,7 @@ fn options() -> anyhow::Result<Options> {
             "--seconds" => o.seconds = value.parse()?,
             "--connections" => o.connections = value.parse()?,
             "--threads" => o.threads = value.parse()?,
+            "--hyper-too" => o.hyper_too = value != "0",
             _ => bail!("unknown flag {flag}"),
         }
     }
@@ -84,6 +88,7 @@ enum Target {
     Direct,
     Nginx,
     Keel,
+    KeelHyper,
 }
 
 impl Target {
@@ -92,6 +97,7 @@ impl Target {
             Target::Direct => "direct",
             Target::Nginx => "nginx",
             Target::Keel => "keel",
+            Target::KeelHyper => "keel-h",
         }
     }
 }
@@ -113,6 +119,7 @@ struct Bench {
     direct: SocketAddr,
     nginx: (SocketAddr, u32),
     keel: (SocketAddr, u32),
+    keel_hyper: Option<(SocketAddr, u32)>,
 }
 
 impl Bench {
@@ -121,6 +128,7 @@ impl Bench {
             Target::Direct => self.direct,
             Target::Nginx => self.nginx.0,
             Target::Keel => self.keel.0,
+            Target::KeelHyper => self.keel_hyper.map_or(self.keel.0, |k| k.0),
         }
     }
 
@@ -129,6 +137,7 @@ impl Bench {
             Target::Direct => None,
             Target::Nginx => Some(self.nginx.1),
             Target::Keel => Some(self.keel.1),
+            Target::KeelHyper => self.keel_hyper.map(|k| k.1),
         }
     }
 
@@ -194,25 +203,34 @@ fn run(opts: Options, dir: &std::path::Path) -> anyhow::Result<()> {
              predicates:\n            - Path=/**\n"
         ),
     )?;
-    let access_log = dir.join("keel-access.log");
-    let keel = KeelProcess::start(
-        &keel_binary(),
-        &[
-            "gateway",
-            "--bind",
-            "127.0.0.1:0",
-            "--routes",
-            &routes.display().to_string(),
-            "--access-log",
-            &access_log.display().to_string(),
-        ],
-        &[],
-        &["gateway"],
-    );
+    let start_keel = |env: &[(&str, &str)], log: &str| {
+        KeelProcess::start(
+            &keel_binary(),
+            &[
+                "gateway",
+                "--bind",
+                "127.0.0.1:0",
+                "--routes",
+                &routes.display().to_string(),
+                "--access-log",
+                &dir.join(log).display().to_string(),
+            ],
+            env,
+            &["gateway"],
+        )
+    };
+    let keel = start_keel(&[], "keel-access.log");
+    let keel_hyper = opts.hyper_too.then(|| {
+        start_keel(
+            &[("KEEL_GATEWAY_HTTP1_SERVER", "hyper")],
+            "keel-h-access.log",
+        )
+    });
     let bench = Bench {
         direct: SocketAddr::from(([127, 0, 0, 1], backend_port)),
         nginx: (SocketAddr::from(([127, 0, 0, 1], proxy_port)), proxy.pid()),
         keel: (keel.addr("gateway"), keel.pid()),
+        keel_hyper: keel_hyper.as_ref().map(|k| (k.addr("gateway"), k.pid())),
         opts,
     };
     let secs = Duration::from_secs(bench.opts.seconds);
@@ -226,8 +244,11 @@ fn run(opts: Options, dir: &std::path::Path) -> anyhow::Result<()> {
         proxy.pid(),
         keel.pid()
     );
-    let targets = [Target::Direct, Target::Nginx, Target::Keel];
-    for t in targets {
+    let mut targets = vec![Target::Direct, Target::Nginx, Target::Keel];
+    if bench.keel_hyper.is_some() {
+        targets.push(Target::KeelHyper);
+    }
+    for &t in &targets {
         let (r, _, _) = bench.peak(t, Duration::from_secs(2))?;
         if r.errors > 0 {
             bail!(
@@ -237,7 +258,7 @@ fn run(opts: Options, dir: &std::path::Path) -> anyhow::Result<()> {
             );
         }
     }
-    let mut samples: [Samples; 3] = Default::default();
+    let mut samples: [Samples; 4] = Default::default();
     for round in 0..bench.opts.rounds {
         // Rotate the order so no target always runs first (or right after another).
         for i in 0..targets.len() {
@@ -297,6 +318,7 @@ fn run(opts: Options, dir: &std::path::Path) -> anyhow::Result<()> {
         }
     }
     drop(keel);
+    drop(keel_hyper);
     drop(proxy);
     drop(backend);
 
@@ -312,7 +334,7 @@ fn run(opts: Options, dir: &std::path::Path) -> anyhow::Result<()> {
         "{:<7} {:>10} {:>9} {:>11} {:>9} {:>12} {:>12} {:>7}",
         "target", "req/s", "p99 ms", "cpu us/req", "rss MiB", "fixed p50", "fixed p99", "errors"
     );
-    for t in targets {
+    for &t in &targets {
         let s = &samples[t as usize];
         println!(
             "{:<7} {:>10.0} {:>9.2} {:>11.1} {:>9.1} {:>12.2} {:>12.2} {:>7}",
@@ -342,6 +364,15 @@ fn run(opts: Options, dir: &std::path::Path) -> anyhow::Result<()> {
         ratio(m(&k.fixed_p99_ms), m(&n.fixed_p99_ms))
     );
     println!("  rss under load   {}", ratio(m(&k.rss_mib), m(&n.rss_mib)));
+    if bench.keel_hyper.is_some() {
+        let h = &samples[Target::KeelHyper as usize];
+        println!(
+            "keel / keel-h (hyper's HTTP/1.1): throughput {}, cpu per request {}, fixed-rate p99 {}",
+            ratio(m(&k.rps), m(&h.rps)),
+            ratio(m(&k.cpu_us_per_req), m(&h.cpu_us_per_req)),
+            ratio(m(&k.fixed_p99_ms), m(&h.fixed_p99_ms))
+        );
+    }
     println!(
         "proxy / direct throughput: nginx {}, keel {}",
         ratio(m(&n.rps), m(&d.rps)),

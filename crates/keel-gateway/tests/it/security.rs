@@ -23,7 +23,12 @@ spring.cloud.gateway.routes:
         admin = admin.addr,
         public = public.addr
     );
-    let g = TestGateway::start(GatewayConfig::default(), &routes).await;
+    // `gateway.max-body-bytes`: the gateway's own body limit, as `keel gateway` applies it.
+    let config = GatewayConfig {
+        max_body_bytes: Some(1024 * 1024),
+        ..GatewayConfig::default()
+    };
+    let g = TestGateway::start(config, &routes).await;
     (public, admin, g)
 }
 

@@ -169,14 +169,12 @@ impl TestGateway {
             .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
         let listener = keel_server::bind("gateway", bind).await.unwrap();
         let addr = listener.local_addr;
-        match serving.tls {
-            Some(tls) => {
-                tokio::spawn(
-                    async move { keel_server::serve_tls(listener, app, &common, tls).await },
-                )
-            }
-            None => tokio::spawn(async move { keel_server::serve(listener, app, &common).await }),
-        };
+        // Served as `keel gateway` serves it: proxied requests through the Front (and, on plain
+        // TCP, Keel's own HTTP/1.1 connection code), everything else through the router.
+        let front = keel_gateway::Front::new(gw.clone(), app);
+        tokio::spawn(async move {
+            keel_server::serve_handler(listener, front, &common, serving.tls).await
+        });
         TestGateway {
             addr,
             gw,
