@@ -1,17 +1,16 @@
-//! The access log: one JSON line per request, handed to a writer task so the request path never blocks on I/O.
+//! The access log: one JSON line per request, formatted into a per-thread buffer that a writer task
+//! drains, so the request path never blocks on I/O.
 
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::uri::Authority;
-use http::{HeaderValue, Method, Uri};
 use keel_balance::InstanceId;
 
 use serde::Serialize;
-use tokio::sync::mpsc;
 
 use crate::metrics::GatewayMetrics;
 
@@ -24,33 +23,6 @@ pub enum AccessLogTarget {
     File(PathBuf),
 }
 
-/// One request, as recorded on the request path: cheap clones only (shared strings, the parsed
-/// URI), so the JSON is built by the writer task, off the request path.
-#[derive(Debug)]
-pub struct AccessEntry {
-    /// Milliseconds since the Unix epoch.
-    pub ts: u64,
-    pub request_id: HeaderValue,
-    pub route: Option<Arc<str>>,
-    pub service: Option<Arc<str>>,
-    pub instance: Option<Instance>,
-    pub method: Method,
-    /// The normalised path when it differs from the request's, else the request's path.
-    pub path: Option<String>,
-    pub uri: Uri,
-    pub status: u16,
-    /// Response body bytes when declared by Content-Length.
-    pub bytes: Option<u64>,
-    pub total_ms: f64,
-    pub upstream_ms: Option<f64>,
-    pub client: IpAddr,
-    pub attempts: u32,
-    /// Why the gateway answered itself: `no_route`, `rate_limited`, `breaker_open`, `fallback`, `no_instance`…
-    pub decision: Option<&'static str>,
-    /// Who decided the route's rate limit: `local`, `redis`, `redis_fail_open`, `redis_fail_closed`.
-    pub limiter: Option<&'static str>,
-}
-
 /// The instance a request went to: a registry instance id, or a fixed route's address.
 #[derive(Debug, Clone)]
 pub enum Instance {
@@ -59,7 +31,7 @@ pub enum Instance {
 }
 
 impl Instance {
-    fn as_str(&self) -> &str {
+    pub fn as_str(&self) -> &str {
         match self {
             Instance::Id(id) => id.as_str(),
             Instance::Addr(a) => a.as_str(),
@@ -67,66 +39,71 @@ impl Instance {
     }
 }
 
-/// The JSON line, in field order.
+/// One request's line, in field order, borrowed from the request's own records.
 #[derive(Serialize)]
-struct Line<'a> {
-    ts: u64,
-    request_id: &'a str,
-    route: Option<&'a str>,
-    service: Option<&'a str>,
-    instance: Option<&'a str>,
-    method: &'a str,
-    path: &'a str,
-    status: u16,
-    bytes: Option<u64>,
-    total_ms: f64,
-    upstream_ms: Option<f64>,
-    client: IpAddr,
-    attempts: u32,
+pub struct Line<'a> {
+    /// Milliseconds since the Unix epoch.
+    pub ts: u64,
+    pub request_id: &'a str,
+    pub route: Option<&'a str>,
+    pub service: Option<&'a str>,
+    pub instance: Option<&'a str>,
+    pub method: &'a str,
+    /// The normalised path when it differs from the request's, else the request's path.
+    pub path: &'a str,
+    pub status: u16,
+    /// Response body bytes when declared by Content-Length.
+    pub bytes: Option<u64>,
+    pub total_ms: f64,
+    pub upstream_ms: Option<f64>,
+    pub client: IpAddr,
+    pub attempts: u32,
+    /// Why the gateway answered itself: `no_route`, `rate_limited`, `breaker_open`, `fallback`, `no_instance`…
     #[serde(skip_serializing_if = "Option::is_none")]
-    decision: Option<&'static str>,
+    pub decision: Option<&'static str>,
+    /// Who decided the route's rate limit: `local`, `redis`, `redis_fail_open`, `redis_fail_closed`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    limiter: Option<&'static str>,
+    pub limiter: Option<&'static str>,
 }
 
-impl AccessEntry {
-    fn line(&self) -> Line<'_> {
-        Line {
-            ts: self.ts,
-            request_id: self.request_id.to_str().unwrap_or(""),
-            route: self.route.as_deref(),
-            service: self.service.as_deref(),
-            instance: self.instance.as_ref().map(Instance::as_str),
-            method: self.method.as_str(),
-            path: self.path.as_deref().unwrap_or_else(|| self.uri.path()),
-            status: self.status,
-            bytes: self.bytes,
-            total_ms: self.total_ms,
-            upstream_ms: self.upstream_ms,
-            client: self.client,
-            attempts: self.attempts,
-            decision: self.decision,
-            limiter: self.limiter,
-        }
-    }
-}
-
-/// Sending side; cloning is cheap. Lines are dropped (and counted) rather than slowing requests.
+/// Sending side; cloning is cheap. Each thread formats its lines into a buffer of its own (one of
+/// a few stripes, under a mutex no other request thread takes); a writer task swaps the buffers out
+/// on a short tick and writes them, so the request path shares no cache line with other threads and
+/// never waits on I/O. Lines past a stripe's bound are dropped (and counted) rather than slowing
+/// requests.
 #[derive(Debug, Clone)]
 pub struct AccessLog {
-    tx: Option<mpsc::Sender<AccessEntry>>,
+    stripes: Option<Arc<Stripes>>,
     metrics: GatewayMetrics,
 }
 
-const QUEUE: usize = 16 * 1024;
-const FLUSH_BYTES: usize = 32 * 1024;
+#[derive(Debug)]
+struct Stripes(Box<[Stripe]>);
+
+/// One stripe's pending lines, on a cache line of its own.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Stripe(Mutex<Vec<u8>>);
+
+/// Pending bytes a stripe may hold between two drains before lines are dropped.
+const STRIPE_BOUND: usize = 4 * 1024 * 1024;
 const DRAIN_EVERY: Duration = Duration::from_millis(50);
+
+fn lock(stripe: &Stripe) -> std::sync::MutexGuard<'_, Vec<u8>> {
+    // Plain bytes: a panic mid-line leaves at worst a torn line, never a broken buffer.
+    stripe.0.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 impl AccessLog {
     /// Starts the writer task (inside a tokio runtime) unless the target is `Off`.
     pub fn start(target: &AccessLogTarget, metrics: GatewayMetrics) -> std::io::Result<Self> {
         let sink: Box<dyn Write + Send> = match target {
-            AccessLogTarget::Off => return Ok(AccessLog { tx: None, metrics }),
+            AccessLogTarget::Off => {
+                return Ok(AccessLog {
+                    stripes: None,
+                    metrics,
+                });
+            }
             AccessLogTarget::Stdout => Box::new(std::io::stdout()),
             AccessLogTarget::File(p) => Box::new(
                 std::fs::OpenOptions::new()
@@ -135,54 +112,57 @@ impl AccessLog {
                     .open(p)?,
             ),
         };
-        let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(write_loop(rx, sink));
+        let count = crate::metrics::stripe_count();
+        let stripes = Arc::new(Stripes((0..count).map(|_| Stripe::default()).collect()));
+        tokio::spawn(write_loop(stripes.clone(), sink));
         Ok(AccessLog {
-            tx: Some(tx),
+            stripes: Some(stripes),
             metrics,
         })
     }
 
     pub fn enabled(&self) -> bool {
-        self.tx.is_some()
+        self.stripes.is_some()
     }
 
-    pub fn record(&self, entry: AccessEntry) {
-        if let Some(tx) = &self.tx
-            && tx.try_send(entry).is_err()
-        {
+    pub fn record(&self, line: &Line<'_>) {
+        let Some(stripes) = &self.stripes else {
+            return;
+        };
+        let stripe = &stripes.0[crate::metrics::stripe_index() % stripes.0.len()];
+        let mut buf = lock(stripe);
+        if buf.len() >= STRIPE_BOUND {
+            drop(buf);
             self.metrics.access_log_dropped.inc();
+            return;
+        }
+        if serde_json::to_writer(&mut *buf, line).is_ok() {
+            buf.push(b'\n');
         }
     }
 }
 
-async fn write_loop(mut rx: mpsc::Receiver<AccessEntry>, mut sink: Box<dyn Write + Send>) {
-    let mut buf = Vec::with_capacity(FLUSH_BYTES * 2);
-    // Drained on a short tick instead of waiting in `recv`: a waiting receiver is woken by every
-    // line, and that wake-up (a cross-thread notification from the proxy's workers) would be paid
-    // on each request's path.
+async fn write_loop(stripes: Arc<Stripes>, mut sink: Box<dyn Write + Send>) {
+    let mut spare: Vec<u8> = Vec::new();
     let mut tick = tokio::time::interval(DRAIN_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        loop {
-            match rx.try_recv() {
-                Ok(e) => {
-                    if serde_json::to_writer(&mut buf, &e.line()).is_ok() {
-                        buf.push(b'\n');
-                    }
-                    if buf.len() >= FLUSH_BYTES {
-                        flush(&mut sink, &mut buf);
-                    }
+        // Once every sender is gone, this is the last drain.
+        let last = Arc::strong_count(&stripes) == 1;
+        for stripe in stripes.0.iter() {
+            {
+                let mut buf = lock(stripe);
+                if buf.is_empty() {
+                    continue;
                 }
-                Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => {
-                    flush(&mut sink, &mut buf);
-                    return;
-                }
+                std::mem::swap(&mut *buf, &mut spare);
             }
+            flush(&mut sink, &mut spare);
         }
-        flush(&mut sink, &mut buf);
+        if last {
+            return;
+        }
     }
 }
 
@@ -190,7 +170,8 @@ fn flush(sink: &mut Box<dyn Write + Send>, buf: &mut Vec<u8>) {
     if buf.is_empty() {
         return;
     }
-    // A short blocking write of at most FLUSH_BYTES; the log task is not on any request's path.
+    // A short blocking write of what one stripe gathered in one tick; the log task is not on any
+    // request's path.
     if let Err(e) = sink.write_all(buf).and_then(|()| sink.flush()) {
         tracing::warn!(error = %e, "access log write failed");
     }

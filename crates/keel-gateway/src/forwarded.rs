@@ -1,5 +1,6 @@
 //! Client address resolution through trusted proxies, and the X-Forwarded-* / Forwarded headers we send.
 
+use std::cell::RefCell;
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
@@ -62,33 +63,59 @@ pub struct Hop<'a> {
     pub prefix: &'a str,
 }
 
-/// Sets `name` to `value`, appended to what arrived when the peer is trusted. `value` becomes the
-/// header's buffer as it is (no copy) unless something is appended to.
-fn append_or_set(out: &mut HeaderMap, name: HeaderName, trusted: bool, value: Vec<u8>) {
+/// Sets `name` to `value`, appended to what arrived when the peer is trusted. The header's buffer is
+/// one exact-size allocation.
+fn append_or_set(out: &mut HeaderMap, name: HeaderName, trusted: bool, value: &[u8]) {
     let v = match out.get(&name) {
         Some(prev) if trusted && !prev.is_empty() => {
             let mut joined = Vec::with_capacity(prev.len() + 2 + value.len());
             joined.extend_from_slice(prev.as_bytes());
             joined.extend_from_slice(b", ");
-            joined.extend_from_slice(&value);
+            joined.extend_from_slice(value);
             HeaderValue::from_maybe_shared(Bytes::from(joined))
         }
-        _ => HeaderValue::from_maybe_shared(Bytes::from(value)),
+        _ => HeaderValue::from_maybe_shared(Bytes::copy_from_slice(value)),
     };
     if let Ok(v) = v {
         out.insert(name, v);
     }
 }
 
+/// `X-Forwarded-Port`'s value for `port`: almost every request carries the same one, so each thread
+/// keeps the last value made instead of formatting and allocating it per request.
+fn port_value(port: u16) -> HeaderValue {
+    thread_local! {
+        static LAST: RefCell<Option<(u16, HeaderValue)>> = const { RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| match last {
+        Some((p, v)) if *p == port => v.clone(),
+        _ => {
+            let v = HeaderValue::from(port);
+            *last = Some((port, v.clone()));
+            v
+        }
+    })
+}
+
 /// Sets `X-Forwarded-For/-Proto/-Host/-Port/-Prefix` and `Forwarded` on the upstream request.
 /// Values that arrived are kept (and appended to) only from trusted proxies. Runs on every proxied
-/// request: values are written straight into the buffers that become the headers.
+/// request: `Forwarded` is composed in a per-thread scratch buffer, and each new value costs one
+/// exact-size allocation.
 pub fn apply(out: &mut HeaderMap, hop: &Hop<'_>) {
+    thread_local! {
+        static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(256));
+    }
+    SCRATCH.with_borrow_mut(|forwarded| {
+        forwarded.clear();
+        apply_with(out, hop, forwarded);
+    });
+}
+
+fn apply_with(out: &mut HeaderMap, hop: &Hop<'_>, forwarded: &mut Vec<u8>) {
     let ip = hop.peer.ip();
     let host = hop.host.and_then(|h| h.to_str().ok());
     // Forwarded's element first; X-Forwarded-For takes the address from it. RFC 7239: IPv6
     // addresses are quoted and bracketed.
-    let mut forwarded = Vec::with_capacity(64 + host.map_or(0, str::len));
     forwarded.extend_from_slice(b"for=");
     let ip_start = if ip.is_ipv6() { 6 } else { 4 };
     if ip.is_ipv6() {
@@ -111,7 +138,7 @@ pub fn apply(out: &mut HeaderMap, hop: &Hop<'_>) {
         out,
         X_FORWARDED_FOR,
         hop.trusted,
-        forwarded[ip_start..ip_end].to_vec(),
+        &forwarded[ip_start..ip_end],
     );
     let keep = |out: &HeaderMap, name: &HeaderName| hop.trusted && out.contains_key(name);
     if !keep(out, &X_FORWARDED_PROTO) {
@@ -135,7 +162,7 @@ pub fn apply(out: &mut HeaderMap, hop: &Hop<'_>) {
                     .and_then(|(_, p)| p.parse::<u16>().ok())
             })
             .unwrap_or(hop.local_port);
-        out.insert(X_FORWARDED_PORT, HeaderValue::from(port));
+        out.insert(X_FORWARDED_PORT, port_value(port));
     }
     if hop.prefix.is_empty() {
         if !hop.trusted {

@@ -15,7 +15,7 @@ use keel_resilience::Outcome;
 use tokio::time::Instant;
 
 use crate::Gateway;
-use crate::access_log::{AccessEntry, Instance};
+use crate::access_log::{Instance, Line};
 use crate::auth::Principal;
 use crate::client;
 use crate::filter::{self, Filter, KeyResolver};
@@ -762,11 +762,12 @@ async fn forward_once(
         route.h2c || endpoint.h2c,
     )
     .await;
-    ledger.upstream = Some(t.elapsed());
+    let upstream = t.elapsed();
+    ledger.upstream = Some(upstream);
     route
         .metrics
         .upstream_latency
-        .observe(t.elapsed().as_secs_f64());
+        .observe(upstream.as_secs_f64());
     match result {
         Attempt::Response(r) => into_response(r),
         Attempt::TimedOut => {
@@ -1055,15 +1056,17 @@ fn finish(gw: &Gateway, ledger: Ledger, resp: Response<Body>) -> Response<Body> 
         let ts = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        gw.access_log.record(AccessEntry {
+        gw.access_log.record(&Line {
             ts,
-            request_id: ledger.request_id,
-            route: ledger.route.as_ref().map(|r| r.id.clone()),
-            service: ledger.service,
-            instance: ledger.instance,
-            method: ledger.method,
-            path: ledger.normalized,
-            uri: ledger.uri,
+            request_id: ledger.request_id.to_str().unwrap_or(""),
+            route: ledger.route.as_ref().map(|r| &*r.id),
+            service: ledger.service.as_deref(),
+            instance: ledger.instance.as_ref().map(Instance::as_str),
+            method: ledger.method.as_str(),
+            path: ledger
+                .normalized
+                .as_deref()
+                .unwrap_or_else(|| ledger.uri.path()),
             status,
             bytes: resp
                 .headers()

@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 use http::uri::{Authority, Scheme};
 use keel_balance::{Balancer, InstanceSpec};
 use keel_resilience::{AdaptiveLimit, CircuitBreaker, RetryBudget};
+use prometheus_client::metrics::gauge::Gauge;
 
 use crate::config::GatewayConfig;
 use crate::metrics::{GatewayMetrics, ServiceMetrics};
@@ -56,11 +57,16 @@ impl Service {
     }
 
     pub fn publish_state(&self) {
-        self.metrics
-            .breaker_state
-            .set(self.breaker.state().as_gauge());
+        // Stored only on a change: a store on every call would bounce the gauges' cache lines
+        // between the workers for nothing.
+        let set = |gauge: &Gauge, v: i64| {
+            if gauge.get() != v {
+                gauge.set(v);
+            }
+        };
+        set(&self.metrics.breaker_state, self.breaker.state().as_gauge());
         if let Some(l) = &self.limit {
-            self.metrics.concurrency_limit.set(l.limit() as i64);
+            set(&self.metrics.concurrency_limit, l.limit() as i64);
         }
     }
 }
