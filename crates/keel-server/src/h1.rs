@@ -91,6 +91,13 @@ pub(crate) async fn serve<H: Handler>(
     let mut out: Vec<u8> = Vec::with_capacity(4096);
     let mut at = [HeaderAt::default(); MAX_HEADERS];
     let mut stopped = pin!(stop.cancelled());
+    // Polled here once, which registers this task's waker with the token; after that only once
+    // shutdown has begun (an atomic load), since each poll takes the token's locks.
+    let already =
+        std::future::poll_fn(|cx| Poll::Ready(stopped.as_mut().poll(cx).is_ready())).await;
+    if already {
+        return End::Closed;
+    }
     // One timer for the connection's life. The head deadline moves forward with a plain store per
     // request; the timer fires at an old deadline at most once per timeout and is then moved on.
     let mut deadline = Instant::now() + settings.header_read_timeout;
@@ -122,7 +129,10 @@ pub(crate) async fn serve<H: Handler>(
                     }
                     sleep.as_mut().reset(deadline);
                 }
-                () = stopped.as_mut(), if idle => return End::Closed,
+                // The waker is registered already: until shutdown begins this costs an atomic load.
+                () = std::future::poll_fn(|cx| {
+                    if ready() { Poll::Pending } else { stopped.as_mut().poll(cx) }
+                }), if idle => return End::Closed,
             }
         };
         let head = buf.split_to(parsed.len).freeze();
