@@ -425,6 +425,21 @@ impl keel_server::Handler for Front {
         }
     }
 
+    fn handle_in_place(
+        &self,
+        peer: SocketAddr,
+        request: Request,
+    ) -> impl Future<Output = Response> + Send + use<> {
+        let app = self.for_app(request.uri().path()).then(|| self.app.clone());
+        let gateway = self.gateway.clone();
+        async move {
+            match app {
+                Some(app) => keel_server::Handler::handle(&app, peer, request).await,
+                None => proxy::handle(gateway, peer, request).await,
+            }
+        }
+    }
+
     fn own_http1(&self) -> bool {
         self.own_http1
     }

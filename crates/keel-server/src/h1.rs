@@ -280,7 +280,7 @@ impl Exchange {
                 0 => Body::empty(),
                 n => Body::from(buf.split_to(n as usize).freeze()),
             };
-            let response = handler.handle(peer, request.map(|()| body)).await;
+            let response = handler.handle_in_place(peer, request.map(|()| body)).await;
             return self.write(&mut wr, out, response).await;
         }
         // The body is still arriving: the handler reads it through a channel that this task fills
@@ -292,7 +292,7 @@ impl Exchange {
         });
         let mut pump = pin!(pump(rd, buf, content_length, tx));
         let mut pumped = None;
-        let mut handled = pin!(handler.handle(peer, request.map(|()| body)));
+        let mut handled = pin!(handler.handle_in_place(peer, request.map(|()| body)));
         let response = std::future::poll_fn(|cx| {
             poll_pump(pump.as_mut(), &mut pumped, cx);
             handled.as_mut().poll(cx)

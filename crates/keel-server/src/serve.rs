@@ -35,6 +35,17 @@ pub trait Handler: Clone + Send + Sync + 'static {
         request: hyper::Request<Body>,
     ) -> impl Future<Output = Response> + Send + use<Self>;
 
+    /// [`Handler::handle`] for a caller that polls the future where it stands instead of moving it
+    /// around (Keel's own HTTP/1.1 connection code). A handler whose `handle` boxes a large
+    /// future (to spare hyper's dispatcher the moves) can skip the allocation here.
+    fn handle_in_place(
+        &self,
+        peer: SocketAddr,
+        request: hyper::Request<Body>,
+    ) -> impl Future<Output = Response> + Send + use<Self> {
+        self.handle(peer, request)
+    }
+
     /// Whether plain-TCP HTTP/1.1 connections are served by Keel's own connection code
     /// (`h1.rs`), which hands anything unusual to hyper. False: hyper serves every connection.
     fn own_http1(&self) -> bool {
