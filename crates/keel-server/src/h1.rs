@@ -144,17 +144,29 @@ pub(crate) async fn serve<H: Handler>(
             head_only: parsed.method == Method::HEAD,
             keep_alive: !parsed.close,
         };
-        let reusable = exchange
-            .run(
+        let content_length = parsed.content_length;
+        // The common case — no body, or a body that arrived with its head — runs here rather than
+        // in a future of its own, so the handler's (large) future is not moved once more.
+        let reusable = if content_length <= buf.len() as u64 {
+            let body = match content_length {
+                0 => Body::empty(),
+                n => Body::from(buf.split_to(n as usize).freeze()),
+            };
+            let response = handler.handle_in_place(peer, request.map(|()| body)).await;
+            let (_, mut wr) = io.split();
+            exchange.write(&mut wr, &mut out, response).await
+        } else {
+            Box::pin(exchange.streaming(
                 &mut io,
                 &mut buf,
                 &mut out,
                 handler,
                 peer,
                 request,
-                parsed.content_length,
-            )
-            .await;
+                content_length,
+            ))
+            .await
+        };
         if !reusable || !ready() {
             let _ = io.shutdown().await;
             return End::Closed;
@@ -261,9 +273,10 @@ struct Exchange {
 }
 
 impl Exchange {
-    /// Runs the handler and writes its response; true when the connection can carry another request.
+    /// Runs the handler on a request whose body is still arriving and writes its response; true
+    /// when the connection can carry another request.
     #[allow(clippy::too_many_arguments)]
-    async fn run<H: Handler>(
+    async fn streaming<H: Handler>(
         self,
         io: &mut TcpStream,
         buf: &mut BytesMut,
@@ -274,15 +287,6 @@ impl Exchange {
         content_length: u64,
     ) -> bool {
         let (rd, mut wr) = io.split();
-        if content_length <= buf.len() as u64 {
-            // The common case: no body, or a body that arrived with its head.
-            let body = match content_length {
-                0 => Body::empty(),
-                n => Body::from(buf.split_to(n as usize).freeze()),
-            };
-            let response = handler.handle_in_place(peer, request.map(|()| body)).await;
-            return self.write(&mut wr, out, response).await;
-        }
         // The body is still arriving: the handler reads it through a channel that this task fills
         // while it runs the handler and, for handlers that answer early, while it writes the response.
         let (tx, rx) = mpsc::channel(1);
