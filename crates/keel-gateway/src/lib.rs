@@ -413,16 +413,9 @@ impl keel_server::Handler for Front {
         peer: SocketAddr,
         request: Request,
     ) -> impl Future<Output = Response> + Send + use<> {
-        let app = self.for_app(request.uri().path()).then(|| self.app.clone());
-        let gateway = self.gateway.clone();
-        async move {
-            match app {
-                Some(app) => keel_server::Handler::handle(&app, peer, request).await,
-                // The proxy's state machine is large; boxed, hyper moves a pointer per request
-                // instead of copying the whole future into its dispatcher.
-                None => Box::pin(proxy::handle(gateway, peer, request)).await,
-            }
-        }
+        // The proxy's state machine is large; boxed, hyper moves a pointer per request instead of
+        // copying the whole future into its dispatcher.
+        Box::pin(self.handle_in_place(peer, request))
     }
 
     fn handle_in_place(
