@@ -242,6 +242,24 @@ pub async fn serve_workers<H: Handler>(
     }
 }
 
+/// `handler` as the hyper service of one connection from `peer`.
+fn hyper_service<H: Handler>(
+    handler: H,
+    peer: SocketAddr,
+) -> impl hyper::service::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = Response,
+    Error = Infallible,
+    Future: Send + 'static,
+> + Clone
++ Send
++ 'static {
+    hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+        let response = handler.handle(peer, request.map(Body::new));
+        async move { Ok::<_, Infallible>(response.await) }
+    })
+}
+
 async fn serve_with<H: Handler>(
     listener: BoundListener,
     handler: H,
@@ -305,12 +323,7 @@ async fn serve_with<H: Handler>(
                 let h1::End::HandOff(stream, read) = end else {
                     return;
                 };
-                let service = hyper::service::service_fn(
-                    move |request: hyper::Request<hyper::body::Incoming>| {
-                        let response = handler.handle(peer, request.map(Body::new));
-                        async move { Ok::<_, Infallible>(response.await) }
-                    },
-                );
+                let service = hyper_service(handler, peer);
                 let io = TokioIo::new(h1::Prefixed::new(read, stream));
                 let conn = builder.serve_connection_with_upgrades(io, service);
                 if let Err(e) = watcher.watch(conn.into_owned()).await {
@@ -319,11 +332,7 @@ async fn serve_with<H: Handler>(
             });
             continue;
         }
-        let service =
-            hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                let response = handler.handle(peer, request.map(Body::new));
-                async move { Ok::<_, Infallible>(response.await) }
-            });
+        let service = hyper_service(handler, peer);
         let Some(tls) = &tls else {
             let conn = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
