@@ -7,6 +7,9 @@
 //! times every contender in turn, so load from other processes hits all of them alike) and printed as
 //! medians over the rounds: keel / tower ratios, each keel layer alone (boxed, so comparable with each
 //! other only), the whole command as a layer, and the cost of one clock read.
+//!
+//! `OVERHEAD_PROFILE=1thread/keel,pending` (a contender's name, `,pending` for the pending-once mode;
+//! `OVERHEAD_ITERS`, default a million) runs just that, for a profiler such as callgrind or perf.
 
 use std::future::Future;
 use std::pin::{Pin, pin};
@@ -245,6 +248,23 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     let rt = runtime();
     let _ctx = rt.enter();
+    // `OVERHEAD_PROFILE=<contender>[,pending]`: only that contender, for a profiler (callgrind, perf).
+    if let Ok(which) = std::env::var("OVERHEAD_PROFILE") {
+        let pending_once = which.ends_with(",pending");
+        let name = which.trim_end_matches(",pending");
+        let who = contenders()
+            .into_iter()
+            .chain([Contender::Clock])
+            .find(|w| w.name() == name)
+            .unwrap_or_else(|| panic!("no contender {name}"));
+        let iters = std::env::var("OVERHEAD_ITERS").map_or(1_000_000, |v| v.parse().unwrap());
+        let t = who.measure(iters, pending_once);
+        println!(
+            "{name}: {:.1} ns per call",
+            t.as_nanos() as f64 / iters as f64
+        );
+        return;
+    }
     let mut c = Criterion::default().configure_from_args();
     for (mode, pending_once) in [("ready", false), ("pending_once", true)] {
         let mut g = c.benchmark_group(format!("one_call/{mode}"));
