@@ -9,7 +9,7 @@ use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use super::BoxError;
-use crate::bulkhead::{Bulkhead, OwnedBulkheadPermit};
+use crate::bulkhead::{Bulkhead, Handles, OwnedBulkheadPermit};
 use crate::rate_limit::RateLimiter;
 
 pin_project! {
@@ -43,15 +43,20 @@ where
 }
 
 /// Caps concurrent calls with a shared [`Bulkhead`]; full means an immediate `BulkheadFull` error.
+///
+/// Each permit keeps the bulkhead alive through a per-thread handle, so that concurrent callers do not
+/// all write one `Arc`'s reference count.
 #[derive(Debug, Clone)]
 pub struct BulkheadLayer {
-    bulkhead: Arc<Bulkhead>,
+    handles: Arc<Handles>,
 }
 
 impl BulkheadLayer {
     /// A layer over a shared bulkhead.
     pub fn new(bulkhead: Arc<Bulkhead>) -> Self {
-        BulkheadLayer { bulkhead }
+        BulkheadLayer {
+            handles: Arc::new(Handles::new(&bulkhead)),
+        }
     }
 }
 
@@ -61,7 +66,7 @@ impl<S> Layer<S> for BulkheadLayer {
     fn layer(&self, inner: S) -> Self::Service {
         BulkheadService {
             inner,
-            bulkhead: Arc::clone(&self.bulkhead),
+            handles: Arc::clone(&self.handles),
         }
     }
 }
@@ -70,7 +75,7 @@ impl<S> Layer<S> for BulkheadLayer {
 #[derive(Debug, Clone)]
 pub struct BulkheadService<S> {
     inner: S,
-    bulkhead: Arc<Bulkhead>,
+    handles: Arc<Handles>,
 }
 
 impl<S: Service<Req>, Req> Service<Req> for BulkheadService<S>
@@ -87,7 +92,7 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        match self.bulkhead.try_acquire_owned() {
+        match self.handles.try_acquire() {
             Ok(permit) => AdmitFuture::Running {
                 fut: self.inner.call(req),
                 permit,
