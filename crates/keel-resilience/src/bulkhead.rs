@@ -20,6 +20,10 @@ use crate::error::BulkheadFull;
 /// Free permits a stripe's cache keeps before giving them back to the pool.
 const CACHE: usize = 64;
 
+/// Stripes a bulkhead has room for (`crate::window::cpu_stripes` is at most this); kept inline, so
+/// that a call reaches its stripe without one more pointer to follow.
+const MAX_STRIPES: usize = 16;
+
 /// One stripe's cache of free permits. Aligned past a cache line (two, for adjacent-line prefetch)
 /// so that stripes written by different threads never share one.
 #[derive(Debug, Default)]
@@ -43,8 +47,10 @@ struct Pool {
 #[derive(Debug)]
 pub struct Bulkhead {
     pool: Pool,
-    /// A power of two long.
-    stripes: Box<[Stripe]>,
+    /// The first `used` are in use.
+    stripes: [Stripe; MAX_STRIPES],
+    /// A power of two.
+    used: usize,
 }
 
 impl Bulkhead {
@@ -55,9 +61,8 @@ impl Bulkhead {
                 free: AtomicIsize::new(clamp(max)),
                 max: AtomicUsize::new(max),
             },
-            stripes: (0..crate::window::cpu_stripes())
-                .map(|_| Stripe::default())
-                .collect(),
+            stripes: std::array::from_fn(|_| Stripe::default()),
+            used: crate::window::cpu_stripes().min(MAX_STRIPES),
         }
     }
 
@@ -83,7 +88,12 @@ impl Bulkhead {
     /// This thread's stripe (the number of stripes is a power of two).
     #[inline]
     fn local(&self) -> usize {
-        crate::window::thread_stripe() & (self.stripes.len() - 1)
+        crate::window::thread_stripe() & (self.used - 1)
+    }
+
+    /// The stripes in use.
+    fn stripes(&self) -> &[Stripe] {
+        &self.stripes[..self.used]
     }
 
     /// Takes one permit for a caller on `stripe`.
@@ -91,7 +101,7 @@ impl Bulkhead {
     fn admit(&self, stripe: usize) -> Result<(), BulkheadFull> {
         // No cached permit may be used while the pool is in debt: it is owed to the pool.
         if self.pool.free.load(Ordering::Acquire) >= 0 {
-            let own = &self.stripes[stripe].free;
+            let own = &self.stripes[stripe % MAX_STRIPES].free;
             let n = own.load(Ordering::Relaxed);
             if n > 0
                 && own
@@ -120,7 +130,7 @@ impl Bulkhead {
                 }
                 continue;
             }
-            for s in self.stripes.iter() {
+            for s in self.stripes() {
                 if take_one(&s.free) {
                     return Ok(());
                 }
@@ -143,7 +153,7 @@ impl Bulkhead {
 
     /// Moves every cached permit to the pool.
     fn drain(&self) {
-        for s in self.stripes.iter() {
+        for s in self.stripes() {
             let n = s.free.swap(0, Ordering::AcqRel);
             if n > 0 {
                 self.pool.free.fetch_add(clamp(n), Ordering::AcqRel);
@@ -154,7 +164,7 @@ impl Bulkhead {
     /// Gives one permit back, to `stripe`'s cache.
     #[inline]
     fn release(&self, stripe: usize) {
-        let own = &self.stripes[stripe].free;
+        let own = &self.stripes[stripe % MAX_STRIPES].free;
         if self.pool.free.load(Ordering::Relaxed) < 0 || own.load(Ordering::Relaxed) >= CACHE {
             // Pay the debt, or do not hoard.
             self.pool.free.fetch_add(1, Ordering::AcqRel);
@@ -168,7 +178,7 @@ impl Bulkhead {
         let max = self.max();
         let free: isize = self.pool.free.load(Ordering::Acquire)
             + self
-                .stripes
+                .stripes()
                 .iter()
                 .map(|s| clamp(s.free.load(Ordering::Acquire)))
                 .sum::<isize>();
@@ -252,31 +262,35 @@ struct Handle {
 /// Every permit a layer hands out keeps the bulkhead alive until it is dropped. Cloning the one
 /// shared `Arc` for that would bounce its reference count between the cores of concurrent callers
 /// (twice per call); each thread clones the handle of its own stripe instead.
-#[derive(Debug)]
-pub(crate) struct Handles(Box<[Arc<Handle>]>);
+#[derive(Debug, Clone)]
+pub(crate) struct Handles {
+    bulkhead: Arc<Bulkhead>,
+    /// One per stripe of the bulkhead.
+    handles: Arc<[Arc<Handle>]>,
+}
 
 impl Handles {
-    pub(crate) fn new(bulkhead: &Arc<Bulkhead>) -> Self {
-        // As many handles as the bulkhead has stripes.
-        Handles(
-            (0..bulkhead.stripes.len())
+    pub(crate) fn new(bulkhead: Arc<Bulkhead>) -> Self {
+        Handles {
+            handles: (0..bulkhead.used)
                 .map(|stripe| {
                     Arc::new(Handle {
-                        bulkhead: Arc::clone(bulkhead),
+                        bulkhead: Arc::clone(&bulkhead),
                         stripe,
                     })
                 })
                 .collect(),
-        )
+            bulkhead,
+        }
     }
 
     /// Takes a permit, held through this thread's handle.
     #[inline]
     pub(crate) fn try_acquire(&self) -> Result<OwnedBulkheadPermit, BulkheadFull> {
-        // The length is a power of two.
-        let h = &self.0[crate::window::thread_stripe() & (self.0.len() - 1)];
-        h.bulkhead.admit(h.stripe).map(|()| OwnedBulkheadPermit {
-            holder: Holder::Local(Arc::clone(h)),
+        let stripe = self.bulkhead.local();
+        self.bulkhead.admit(stripe)?;
+        Ok(OwnedBulkheadPermit {
+            holder: Holder::Local(Arc::clone(&self.handles[stripe])),
         })
     }
 }

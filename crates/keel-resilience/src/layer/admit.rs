@@ -48,14 +48,14 @@ where
 /// all write one `Arc`'s reference count.
 #[derive(Debug, Clone)]
 pub struct BulkheadLayer {
-    handles: Arc<Handles>,
+    handles: Handles,
 }
 
 impl BulkheadLayer {
     /// A layer over a shared bulkhead.
     pub fn new(bulkhead: Arc<Bulkhead>) -> Self {
         BulkheadLayer {
-            handles: Arc::new(Handles::new(&bulkhead)),
+            handles: Handles::new(bulkhead),
         }
     }
 }
@@ -66,7 +66,7 @@ impl<S> Layer<S> for BulkheadLayer {
     fn layer(&self, inner: S) -> Self::Service {
         BulkheadService {
             inner,
-            handles: Arc::clone(&self.handles),
+            handles: self.handles.clone(),
         }
     }
 }
@@ -75,7 +75,7 @@ impl<S> Layer<S> for BulkheadLayer {
 #[derive(Debug, Clone)]
 pub struct BulkheadService<S> {
     inner: S,
-    handles: Arc<Handles>,
+    handles: Handles,
 }
 
 impl<S: Service<Req>, Req> Service<Req> for BulkheadService<S>
