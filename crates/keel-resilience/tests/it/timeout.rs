@@ -190,3 +190,51 @@ async fn timeouts_fire_on_a_multi_thread_runtime() {
     });
     all.await.expect("every call timed out");
 }
+
+#[test]
+fn a_thread_running_several_runtimes_fires_each_ones_timers() {
+    // Each runtime's paused clock advances only to its own timers: a timer queued behind the driver
+    // of another runtime (idle meanwhile) would never fire, and `block_on` would never return.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let paused = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .unwrap()
+        };
+        let call = || async {
+            let mut svc = TimeoutLayer::new(LIMIT).layer(service_fn(forever));
+            let e = svc.ready().await.unwrap().call(()).await.unwrap_err();
+            assert!(e.is::<TimedOut>(), "{e}");
+        };
+        // One after the other.
+        for _ in 0..3 {
+            paused().block_on(call());
+        }
+        // Two alive at once: a call in `a` stays pending, so `a`'s driver stays armed, while `a`
+        // sits idle and `b` runs calls of the same limit.
+        let (a, b) = (paused(), paused());
+        let mut svc = TimeoutLayer::new(LIMIT).layer(service_fn(forever));
+        a.block_on(svc.ready()).unwrap();
+        let mut held = {
+            let _in = a.enter();
+            Box::pin(svc.call(()))
+        };
+        {
+            let _in = a.enter();
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(held.as_mut().poll(&mut cx).is_pending(), "armed in `a`");
+        }
+        for _ in 0..3 {
+            b.block_on(call());
+        }
+        let e = a.block_on(held).unwrap_err();
+        assert!(e.is::<TimedOut>(), "{e}");
+        done.send(()).unwrap();
+    });
+    finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("every runtime's timeout fired");
+}
