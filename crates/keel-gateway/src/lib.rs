@@ -38,6 +38,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
 use keel_balance::InstanceSpec;
 use keel_server::{Health, HealthRegistry};
+use tokio_util::either::Either;
 
 pub use access_log::AccessLogTarget;
 pub use config::GatewayConfig;
@@ -423,13 +424,15 @@ impl keel_server::Handler for Front {
         peer: SocketAddr,
         request: Request,
     ) -> impl Future<Output = Response> + Send + use<> {
-        let app = self.for_app(request.uri().path()).then(|| self.app.clone());
-        let gateway = self.gateway.clone();
-        async move {
-            match app {
-                Some(app) => keel_server::Handler::handle(&app, peer, request).await,
-                None => proxy::handle(gateway, peer, request).await,
-            }
+        // The proxy's future is returned as it is, not awaited inside another one: each wrapping
+        // future would copy it once more per request. The rare admin paths are boxed.
+        if self.for_app(request.uri().path()) {
+            let app = self.app.clone();
+            Either::Left(Box::pin(async move {
+                keel_server::Handler::handle(&app, peer, request).await
+            }))
+        } else {
+            Either::Right(proxy::handle(self.gateway.clone(), peer, request))
         }
     }
 

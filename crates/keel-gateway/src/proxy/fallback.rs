@@ -27,7 +27,12 @@ pub(super) async fn upstream_failure(
     message: &str,
 ) -> Response<Body> {
     if route.breaker.is_some() && !ledger.in_fallback {
-        return fallback(gw, route, ledger, parts, path, status, reason, message).await;
+        // Boxed: the fallback's state is large and rare, and every future awaiting this one (the
+        // whole request path) would otherwise be sized for it and copied at that size.
+        return Box::pin(fallback(
+            gw, route, ledger, parts, path, status, reason, message,
+        ))
+        .await;
     }
     ledger.decision = Some(reason);
     respond::error(status, reason, message, path, &ledger.request_id)
