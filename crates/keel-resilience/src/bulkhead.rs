@@ -140,15 +140,12 @@ impl Bulkhead {
     }
 
     fn take_from_pool(&self) -> bool {
-        let pool = &self.pool.free;
-        let mut p = pool.load(Ordering::Relaxed);
-        while p > 0 {
-            match pool.compare_exchange_weak(p, p - 1, Ordering::AcqRel, Ordering::Relaxed) {
-                Ok(_) => return true,
-                Err(now) => p = now,
-            }
-        }
-        false
+        self.pool
+            .free
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |p| {
+                (p > 0).then(|| p - 1)
+            })
+            .is_ok()
     }
 
     /// Moves every cached permit to the pool.
@@ -210,14 +207,8 @@ fn clamp(n: usize) -> isize {
 
 /// Takes one permit from a cache, if it holds any.
 fn take_one(free: &AtomicUsize) -> bool {
-    let mut n = free.load(Ordering::Relaxed);
-    while n > 0 {
-        match free.compare_exchange_weak(n, n - 1, Ordering::AcqRel, Ordering::Relaxed) {
-            Ok(_) => return true,
-            Err(now) => n = now,
-        }
-    }
-    false
+    free.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| n.checked_sub(1))
+        .is_ok()
 }
 
 /// Held while a call runs; dropping it frees the slot.
