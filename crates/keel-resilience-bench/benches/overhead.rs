@@ -1,8 +1,8 @@
 //! Overhead of one call through breaker + bulkhead + timeout vs tower's ConcurrencyLimit + Timeout.
 //!
 //! Run: `cargo bench -p keel-resilience-bench --bench overhead`. Each future is polled by hand with a no-op
-//! waker inside a runtime context, so the figures are the layers' own cost (plus the bare service,
-//! measured as `baseline`). "pending once" futures return `Pending` on the first poll, so the timeout's
+//! waker, inside a task as calls in a service are (the loop is the task's one synchronous poll), so the
+//! figures are the layers' own cost (plus the bare service, measured as `baseline`). "pending once" futures return `Pending` on the first poll, so the timeout's
 //! timer really registers. After criterion's own report, a summary is measured interleaved (each round
 //! times every contender in turn, so load from other processes hits all of them alike) and printed as
 //! medians over the rounds: keel / tower ratios, each keel layer alone (boxed, so comparable with each
@@ -22,6 +22,7 @@ use std::hint::black_box;
 use criterion::Criterion;
 use keel_resilience::layer::{BoxError, BreakerLayer, BulkheadLayer, CommandLayer, TimeoutLayer};
 use keel_resilience::{BreakerConfig, Bulkhead, CircuitBreaker, Command, CommandConfig};
+use tokio::runtime::Runtime;
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceBuilder};
 
@@ -130,17 +131,23 @@ fn single_layer(which: &str) -> BoxCloneSyncService<bool, u64, BoxError> {
 
 const SINGLE: [&str; 4] = ["breaker", "bulkhead", "timeout", "command"];
 
-fn runtime() -> tokio::runtime::Runtime {
+fn runtime() -> Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .unwrap()
 }
 
+/// Runs `f` as (the one poll of) a task on `rt`.
+fn in_task<R: Send + 'static>(rt: &Runtime, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let task = rt.spawn(async move { f() });
+    rt.block_on(task).expect("bench task")
+}
+
 /// Runs `iters` calls on each of `threads` threads at once; returns the slowest thread's time.
 fn run<S>(svc: &S, threads: usize, iters: u64, pending_once: bool) -> Duration
 where
-    S: Service<bool, Response = u64, Error = BoxError> + Clone + Send,
+    S: Service<bool, Response = u64, Error = BoxError> + Clone + Send + 'static,
 {
     let go = Arc::new(std::sync::Barrier::new(threads));
     std::thread::scope(|s| {
@@ -150,14 +157,15 @@ where
                 let go = Arc::clone(&go);
                 s.spawn(move || {
                     let rt = runtime();
-                    let _ctx = rt.enter();
-                    let mut cx = Context::from_waker(Waker::noop());
-                    go.wait();
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        black_box(one(&mut svc, pending_once, &mut cx));
-                    }
-                    start.elapsed()
+                    in_task(&rt, move || {
+                        let mut cx = Context::from_waker(Waker::noop());
+                        go.wait();
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            black_box(one(&mut svc, pending_once, &mut cx));
+                        }
+                        start.elapsed()
+                    })
                 })
             })
             .collect();
@@ -169,18 +177,21 @@ where
     })
 }
 
-/// `iters` calls on the current thread (inside a runtime context).
-fn run_here<S>(mut svc: S, iters: u64, pending_once: bool) -> Duration
+/// `iters` calls on the current thread, in a task on `rt`.
+fn run_here<S>(rt: &Runtime, mut svc: S, iters: u64, pending_once: bool) -> Duration
 where
-    S: Service<bool, Response = u64>,
+    S: Service<bool, Response = u64> + Send + 'static,
     S::Error: std::fmt::Debug,
+    S::Future: Send,
 {
-    let mut cx = Context::from_waker(Waker::noop());
-    let start = Instant::now();
-    for _ in 0..iters {
-        black_box(one(&mut svc, pending_once, &mut cx));
-    }
-    start.elapsed()
+    in_task(rt, move || {
+        let mut cx = Context::from_waker(Waker::noop());
+        let start = Instant::now();
+        for _ in 0..iters {
+            black_box(one(&mut svc, pending_once, &mut cx));
+        }
+        start.elapsed()
+    })
 }
 
 /// What is measured: a stack on one or two threads, a keel layer alone, or the clock.
@@ -205,14 +216,14 @@ impl Contender {
     }
 
     /// Time of `iters` calls (the slowest thread's, with two threads).
-    fn measure(self, iters: u64, pending_once: bool) -> Duration {
+    fn measure(self, rt: &Runtime, iters: u64, pending_once: bool) -> Duration {
         match self {
-            Contender::Baseline => run_here(Leaf, iters, pending_once),
-            Contender::Keel(1) => run_here(keel_stack(), iters, pending_once),
-            Contender::Tower(1) => run_here(tower_stack(), iters, pending_once),
+            Contender::Baseline => run_here(rt, Leaf, iters, pending_once),
+            Contender::Keel(1) => run_here(rt, keel_stack(), iters, pending_once),
+            Contender::Tower(1) => run_here(rt, tower_stack(), iters, pending_once),
             Contender::Keel(t) => run(&keel_stack(), t, iters, pending_once),
             Contender::Tower(t) => run(&tower_stack(), t, iters, pending_once),
-            Contender::Single(w) => run_here(single_layer(w), iters, pending_once),
+            Contender::Single(w) => run_here(rt, single_layer(w), iters, pending_once),
             Contender::Clock => {
                 let start = Instant::now();
                 for _ in 0..iters {
@@ -247,7 +258,6 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let rt = runtime();
-    let _ctx = rt.enter();
     // `OVERHEAD_PROFILE=<contender>[,pending]`: only that contender, for a profiler (callgrind, perf).
     if let Ok(which) = std::env::var("OVERHEAD_PROFILE") {
         let pending_once = which.ends_with(",pending");
@@ -258,7 +268,7 @@ fn main() {
             .find(|w| w.name() == name)
             .unwrap_or_else(|| panic!("no contender {name}"));
         let iters = std::env::var("OVERHEAD_ITERS").map_or(1_000_000, |v| v.parse().unwrap());
-        let t = who.measure(iters, pending_once);
+        let t = who.measure(&rt, iters, pending_once);
         println!(
             "{name}: {:.1} ns per call",
             t.as_nanos() as f64 / iters as f64
@@ -270,13 +280,13 @@ fn main() {
         let mut g = c.benchmark_group(format!("one_call/{mode}"));
         for who in contenders() {
             g.bench_function(who.name(), |b| {
-                b.iter_custom(|iters| who.measure(iters, pending_once))
+                b.iter_custom(|iters| who.measure(&rt, iters, pending_once))
             });
         }
         g.finish();
     }
     c.bench_function("clock_read", |b| {
-        b.iter_custom(|iters| Contender::Clock.measure(iters, false))
+        b.iter_custom(|iters| Contender::Clock.measure(&rt, iters, false))
     });
     c.final_summary();
     if std::env::args().any(|a| a == "--test" || a == "--list") {
@@ -294,9 +304,10 @@ fn main() {
         let mut rounds: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); who.len()];
         for _ in 0..ROUNDS {
             for (r, w) in rounds.iter_mut().zip(&who) {
-                r.push(w.measure(ITERS, pending_once).as_nanos() as f64 / ITERS as f64);
+                r.push(w.measure(&rt, ITERS, pending_once).as_nanos() as f64 / ITERS as f64);
             }
-            clock.push(Contender::Clock.measure(ITERS, false).as_nanos() as f64 / ITERS as f64);
+            clock
+                .push(Contender::Clock.measure(&rt, ITERS, false).as_nanos() as f64 / ITERS as f64);
         }
         let m: Vec<f64> = rounds.into_iter().map(median).collect();
         let base = m[0];

@@ -4,35 +4,97 @@
 //! sharded lock, a heavy entry, a clone of the runtime handle). A timeout layer arms a timer for every
 //! call that is pending once, and all its calls share one limit, so their deadlines arrive in
 //! non-decreasing order (Netty's `HashedWheelTimer` and Finagle make the same bet). Each thread keeps,
-//! per runtime and per limit, a [`Shard`]: a slab of armed timers and a deque of their deadlines in
-//! order. Arming pushes at the back, completing frees the slab slot (its deque entry goes stale and is
-//! skipped later, no search), and one driver task per shard sleeps (`tokio::time::sleep_until`, so a
-//! paused clock auto-advances to it) until the earliest live deadline, marks those timers fired and
-//! wakes their tasks. The driver is spawned when the first timer is armed and exits when nothing is
-//! left. A call that completes on its first poll never gets here.
+//! per runtime and per limit, a [`Shard`]: slots for armed timers and a deque of their deadlines in
+//! order. Arming takes the shard's lock (uncontended in the common case: only its own thread arms
+//! there) and pushes at the back. One driver task per shard sleeps (`tokio::time::sleep_until`, so a
+//! paused clock auto-advances to it) until the earliest live deadline, fires those timers and wakes
+//! their tasks; it is spawned when the first timer is armed and exits when nothing is left. A call
+//! that completes on its first poll never gets here.
 //!
-//! A shard is `Sync` (a mutex, uncontended in the common case: only its own thread arms timers there)
-//! because work-stealing runtimes may move a task, so a timer can be polled or dropped on another
-//! thread, and the driver may run anywhere in the runtime. It is keyed by runtime because the driver
-//! must sleep on the clock of the runtime the call runs in (a paused test clock only advances to that
-//! runtime's timers).
+//! Disarming (the call completed, or was dropped) takes no lock: one compare-and-swap on the slot's
+//! state claims it back from the driver. The slot, its deque entry and the task's waker are reclaimed
+//! later under the lock, by the next arms (a few entries from the front of the deque, where the oldest
+//! calls are), by a sweep when the deque has grown, or by the driver when it reaches them, by the
+//! deadline at the latest. Only a timer that actually fired goes through the lock to be freed.
+//!
+//! Finding the runtime clones its handle (two atomic operations on a line all its workers share), so
+//! it is remembered per thread for the task that last armed a timer: task ids are never reused, and
+//! a task runs in the runtime it was spawned on. (A `LocalSet` driven by one runtime and later by
+//! another would keep its tasks' timers on the first one's queue.)
+//!
+//! Shards are never freed, so a timer holds a plain `&'static` reference to its shard and slot (no
+//! reference count to bump per call). A shard a thread lets go of (the thread exits, or moves to
+//! another runtime) goes to a global pool and is handed to the next thread that needs one, once it has
+//! drained; the number of shards is bounded by the peak of threads × limits × runtimes in use at once.
+//!
+//! A shard is `Sync` because work-stealing runtimes may move a task, so a timer can be polled or
+//! dropped on another thread, and the driver may run anywhere in the runtime. It is keyed by runtime
+//! because the driver must sleep on the clock of the runtime the call runs in (a paused test clock
+//! only advances to that runtime's timers).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::runtime::{Handle, Id};
+use tokio::task;
 use tokio::time::{Instant, Sleep};
+use try_lock::{Locked, TryLock};
 
-/// Shards a thread keeps at most (distinct limits × runtimes); older ones are forgotten, not broken.
+/// Shards a thread keeps at most (distinct limits × runtimes); older ones go back to the pool.
 const MAX_SHARDS: usize = 16;
 
+/// Shards no thread holds; each is reused once it has drained (or at once by a thread wanting its key).
+static POOL: Mutex<Vec<&'static Shard>> = Mutex::new(Vec::new());
+
+/// This thread's shards, by limit and runtime. Returned to the pool when the thread exits.
+struct Local(Vec<(Duration, Id, &'static Shard)>);
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        let mut pool = lock(&POOL);
+        pool.extend(self.0.drain(..).map(|(_, _, s)| s));
+    }
+}
+
 thread_local! {
-    static SHARDS: RefCell<Vec<Arc<Shard>>> = const { RefCell::new(Vec::new()) };
+    static SHARDS: RefCell<Local> = const { RefCell::new(Local(Vec::new())) };
+    /// The runtime of the task that last armed a timer on this thread (see the module docs).
+    static TASK_RUNTIME: Cell<Option<(task::Id, Id)>> = const { Cell::new(None) };
+}
+
+/// The runtime the calling task runs in, and its handle when it had to be looked up.
+#[inline]
+fn current_runtime() -> (Id, Option<Handle>) {
+    let task = task::try_id();
+    if let Some(t) = task
+        && let Some((seen, rt)) = TASK_RUNTIME.get()
+        && seen == t
+    {
+        return (rt, None);
+    }
+    let handle = Handle::try_current().unwrap_or_else(|e| no_runtime(e));
+    let rt = handle.id();
+    if let Some(t) = task {
+        TASK_RUNTIME.set(Some((t, rt)));
+    }
+    (rt, Some(handle))
+}
+
+#[cold]
+#[inline(never)]
+fn no_runtime(e: tokio::runtime::TryCurrentError) -> ! {
+    panic!("a keel-resilience timeout must be polled inside a tokio runtime: {e}")
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while these locks are held; if something did, the state is still consistent.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A call's timeout: nothing until the guarded future is first pending, then an armed timer.
@@ -83,74 +145,82 @@ impl Timer {
     }
 }
 
-/// One thread's armed timers of one limit in one runtime.
-struct Shard {
-    limit: Duration,
-    runtime: Id,
-    state: Mutex<State>,
+// A slot's life: FREE (on the free list, or never used) → ARMED by `arm`, under the lock. Then either
+// the timer's owner disarms it without the lock, ARMED → DEAD, and the slot (with the waker the shard
+// kept for it) is reclaimed under the lock once its deque entry is reached; or the driver fires it
+// under the lock, ARMED → FIRED (taking the waker), and the owner frees it under the lock. The one
+// compare-and-swap each side makes on ARMED decides between them.
+const FREE: u8 = 0;
+const ARMED: u8 = 1;
+const FIRED: u8 = 2;
+const DEAD: u8 = 3;
+
+struct Slot {
+    state: AtomicU8,
+    /// Moves on each time the slot is freed, so a deque entry of an earlier use is seen as stale.
+    /// Written under the lock only.
+    generation: AtomicU32,
 }
 
-impl Shard {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // Nothing panics while the lock is held; if something did, the state is still consistent.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+impl Slot {
+    fn new() -> Self {
+        Slot {
+            state: AtomicU8::new(FREE),
+            generation: AtomicU32::new(0),
+        }
     }
 }
 
-/// The shard used for a timer armed on this thread now.
-fn shard(limit: Duration, runtime: Id) -> Arc<Shard> {
-    let new = || {
-        Arc::new(Shard {
-            limit,
-            runtime,
-            state: Mutex::new(State::default()),
-        })
-    };
-    SHARDS
-        .try_with(|shards| {
-            let mut shards = shards.borrow_mut();
-            if let Some(s) = shards
-                .iter()
-                .find(|s| s.limit == limit && s.runtime == runtime)
-            {
-                return Arc::clone(s);
-            }
-            // A new runtime on this thread replaces the old one's shard of this limit (the old shard
-            // lives on, through its timers and its driver, until they are done).
-            let s = new();
-            match shards.iter_mut().find(|s| s.limit == limit) {
-                Some(old) => *old = Arc::clone(&s),
-                None => {
-                    if shards.len() == MAX_SHARDS {
-                        shards.remove(0);
-                    }
-                    shards.push(Arc::clone(&s));
-                }
-            }
-            s
-        })
-        // The thread is exiting: a shard of its own still works.
-        .unwrap_or_else(|_| new())
+/// Slots of the first segment; segment `k` has `SEGMENT << k`, so 27 of them cover `u32` indices.
+const SEGMENT: usize = 32;
+const SEGMENTS: usize = 27;
+
+/// Slots at addresses that never move, so a timer can reach its own without the lock.
+struct Slots([OnceLock<Box<[Slot]>>; SEGMENTS]);
+
+impl Slots {
+    fn locate(i: u32) -> (usize, usize) {
+        let j = i as usize + SEGMENT;
+        let k = (j.ilog2() - SEGMENT.ilog2()) as usize;
+        (k, j - (SEGMENT << k))
+    }
+
+    /// Slot `i`, allocated under the lock before its index was handed out.
+    fn get(&self, i: u32) -> &Slot {
+        let (k, at) = Self::locate(i);
+        &self.0[k].get().expect("slot allocated")[at]
+    }
+
+    /// Slot `i`, allocating its segment (under the lock).
+    fn alloc(&self, i: u32) -> &Slot {
+        let (k, at) = Self::locate(i);
+        &self.0[k].get_or_init(|| (0..SEGMENT << k).map(|_| Slot::new()).collect())[at]
+    }
+}
+
+/// Armed timers of one limit in one runtime, mostly one thread's.
+struct Shard {
+    /// Mostly taken by one thread, briefly: a lock whose release is a plain store (a std mutex's
+    /// release is an atomic swap, as costly as its acquisition).
+    state: TryLock<State>,
+    slots: Slots,
 }
 
 #[derive(Default)]
 struct State {
-    /// Armed timers; a slot's generation moves on when it is freed.
-    slots: Vec<Slot>,
+    /// The limit and runtime this shard serves.
+    key: Option<(Duration, Id)>,
+    /// The task waker of each slot, while armed or disarmed but not yet reclaimed.
+    wakers: Vec<Option<Waker>>,
     free: Vec<u32>,
-    /// Deadlines in order (ties in arming order). Entries whose slot moved on are stale and skipped.
+    /// Deadlines in order (ties in arming order). Entries of disarmed timers stay until reached.
     order: VecDeque<Entry>,
+    /// Sweep the whole deque for disarmed entries once it grows past this.
+    sweep_at: usize,
     /// The deadline the driver sleeps until, `None` when there is no driver.
     driver_at: Option<Instant>,
     /// Wakes the driver when a timer is armed before `driver_at` (rare: out-of-order arming).
     driver: Option<Waker>,
-}
-
-#[derive(Default)]
-struct Slot {
-    generation: u32,
-    waker: Option<Waker>,
-    fired: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -160,24 +230,164 @@ struct Entry {
     generation: u32,
 }
 
-impl State {
-    fn is_live(&self, e: &Entry) -> bool {
-        self.slots[e.slot as usize].generation == e.generation
+/// Wakers of reclaimed slots, to be dropped once the lock is released: a waker's drop may free its
+/// task, and with it a timer that takes the lock.
+#[derive(Default)]
+struct Reclaimed(Vec<Waker>);
+
+/// At most this many disarmed entries are reclaimed per arm (each arm adds one), so that their
+/// wakers fit on the stack.
+const RECLAIM_PER_ARM: usize = 4;
+
+impl Shard {
+    fn new(key: (Duration, Id)) -> &'static Shard {
+        Box::leak(Box::new(Shard {
+            state: TryLock::new(State {
+                key: Some(key),
+                ..State::default()
+            }),
+            slots: Slots(std::array::from_fn(|_| OnceLock::new())),
+        }))
     }
 
-    fn live(&self) -> usize {
-        self.slots.len() - self.free.len()
-    }
-
-    /// Drops stale entries at the front.
-    fn pop_stale(&mut self) {
-        while let Some(e) = self.order.front() {
-            if self.is_live(e) {
-                break;
+    fn lock(&self) -> Locked<'_, State> {
+        let mut spins = 0u32;
+        loop {
+            if let Some(st) = self.state.try_lock() {
+                return st;
             }
-            self.order.pop_front();
+            // Held for a few hundred instructions at most, but its holder may have been preempted.
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
         }
     }
+
+    /// Frees slot `i` (under the lock); its waker, if still kept.
+    fn free(st: &mut State, slot: &Slot, i: u32) -> Option<Waker> {
+        slot.generation.store(
+            slot.generation.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
+        slot.state.store(FREE, Ordering::Relaxed);
+        st.free.push(i);
+        st.wakers[i as usize].take()
+    }
+
+    /// Under the lock: `Ok` if the entry is still armed. Otherwise it is to be dropped: a disarmed
+    /// timer's slot is freed, and its waker returned.
+    #[inline]
+    fn armed(&self, st: &mut State, e: &Entry) -> Result<(), Option<Waker>> {
+        let slot = self.slots.get(e.slot);
+        if slot.generation.load(Ordering::Relaxed) != e.generation {
+            return Err(None);
+        }
+        match slot.state.load(Ordering::Acquire) {
+            ARMED => Ok(()),
+            DEAD => Err(Self::free(st, slot, e.slot)),
+            // Fired entries leave the deque when fired.
+            _ => Err(None),
+        }
+    }
+
+    /// Drops a few entries of disarmed timers from the front (under the lock).
+    #[inline]
+    fn pop_stale(&self, st: &mut State, dead: &mut [Option<Waker>; RECLAIM_PER_ARM]) {
+        for d in dead {
+            let Some(e) = st.order.front().copied() else {
+                return;
+            };
+            match self.armed(st, &e) {
+                Ok(()) => return,
+                Err(w) => *d = w,
+            }
+            st.order.pop_front();
+        }
+    }
+
+    /// Drops every entry of a disarmed timer (under the lock), when a long-running call at the front
+    /// holds many behind it.
+    #[cold]
+    fn sweep(&self, st: &mut State) -> Reclaimed {
+        let mut dead = Reclaimed::default();
+        let mut order = std::mem::take(&mut st.order);
+        order.retain(|e| match self.armed(st, e) {
+            Ok(()) => true,
+            Err(w) => {
+                dead.0.extend(w);
+                false
+            }
+        });
+        st.order = order;
+        st.sweep_at = 2 * st.order.len() + 64;
+        dead
+    }
+}
+
+/// A shard of this key for a thread that has none: one of the pool's, or a new one.
+fn claim(limit: Duration, runtime: Id) -> &'static Shard {
+    let key = Some((limit, runtime));
+    let mut pool = lock(&POOL);
+    let at = pool.iter().position(|s| s.lock().key == key).or_else(|| {
+        // One with nothing queued and no driver can serve a new key.
+        pool.iter().position(|s| {
+            let mut st = s.lock();
+            let mut dead = Reclaimed::default();
+            while let Some(e) = st.order.front().copied() {
+                match s.armed(&mut st, &e) {
+                    Ok(()) => break,
+                    Err(w) => dead.0.extend(w),
+                }
+                st.order.pop_front();
+            }
+            let drained = st.order.is_empty() && st.driver_at.is_none();
+            if drained {
+                st.key = key;
+            }
+            drop(st);
+            drained
+        })
+    });
+    match at {
+        Some(i) => pool.swap_remove(i),
+        None => Shard::new((limit, runtime)),
+    }
+}
+
+/// The shard used for a timer armed on this thread now.
+fn shard(limit: Duration, runtime: Id) -> &'static Shard {
+    SHARDS
+        .try_with(|shards| {
+            let mut shards = shards.borrow_mut();
+            let shards = &mut shards.0;
+            if let Some(&(_, _, s)) = shards.iter().find(|(l, r, _)| *l == limit && *r == runtime) {
+                return s;
+            }
+            // A new runtime on this thread replaces the old one's shard of this limit (the old shard
+            // goes to the pool; its timers and its driver carry on until they are done).
+            let s = claim(limit, runtime);
+            let old = match shards.iter_mut().find(|(l, _, _)| *l == limit) {
+                Some(old) => Some(std::mem::replace(old, (limit, runtime, s))),
+                None => {
+                    let old = (shards.len() == MAX_SHARDS).then(|| shards.remove(0));
+                    shards.push((limit, runtime, s));
+                    old
+                }
+            };
+            if let Some((_, _, old)) = old {
+                lock(&POOL).push(old);
+            }
+            s
+        })
+        // The thread is exiting: use a pool shard and leave it there for others.
+        .unwrap_or_else(|_| {
+            let s = claim(limit, runtime);
+            lock(&POOL).push(s);
+            s
+        })
 }
 
 /// What arming a timer asks of the driver.
@@ -187,47 +397,42 @@ enum Driver {
     Wake(Waker),
 }
 
-/// An armed timer: its shard and slab slot.
+/// An armed timer: its shard and slot.
 struct Ticket {
-    shard: Arc<Shard>,
-    slot: u32,
-    generation: u32,
+    shard: &'static Shard,
+    slot: &'static Slot,
+    index: u32,
 }
 
 impl std::fmt::Debug for Ticket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ticket")
-            .field("limit", &self.shard.limit)
-            .field("slot", &self.slot)
+            .field("slot", &self.index)
             .finish_non_exhaustive()
     }
 }
 
 impl Ticket {
-    #[cold]
-    #[inline(never)]
-    fn no_runtime(e: tokio::runtime::TryCurrentError) -> ! {
-        panic!("a keel-resilience timeout must be polled inside a tokio runtime: {e}")
-    }
-
     fn arm(deadline: Instant, limit: Duration, waker: &Waker) -> Ticket {
-        let rt = Handle::try_current().unwrap_or_else(|e| Self::no_runtime(e));
-        let shard = shard(limit, rt.id());
+        let (runtime, handle) = current_runtime();
+        let shard = shard(limit, runtime);
+        let mut dead: [Option<Waker>; RECLAIM_PER_ARM] = Default::default();
         let mut st = shard.lock();
-        st.pop_stale();
-        let slot = match st.free.pop() {
-            Some(i) => i,
+        shard.pop_stale(&mut st, &mut dead);
+        let (index, slot) = match st.free.pop() {
+            Some(i) => (i, shard.slots.get(i)),
             None => {
-                st.slots.push(Slot::default());
-                (st.slots.len() - 1) as u32
+                let i = u32::try_from(st.wakers.len()).expect("fewer than 2^32 timers");
+                st.wakers.push(None);
+                (i, shard.slots.alloc(i))
             }
         };
-        let s = &mut st.slots[slot as usize];
-        s.waker = Some(waker.clone());
+        st.wakers[index as usize] = Some(waker.clone());
+        slot.state.store(ARMED, Ordering::Release);
         let entry = Entry {
             deadline,
-            slot,
-            generation: s.generation,
+            slot: index,
+            generation: slot.generation.load(Ordering::Relaxed),
         };
         match st.order.back() {
             Some(b) if b.deadline > deadline => {
@@ -237,11 +442,8 @@ impl Ticket {
             }
             _ => st.order.push_back(entry),
         }
-        // Stale entries behind a long-running call: compact, amortised over the arms that made them.
-        if st.order.len() > 2 * st.live() + 64 {
-            let State { slots, order, .. } = &mut *st;
-            order.retain(|e| slots[e.slot as usize].generation == e.generation);
-        }
+        // Disarmed entries behind a long-running call: swept, amortised over the arms that made them.
+        let swept = (st.order.len() > st.sweep_at).then(|| shard.sweep(&mut st));
         let driver = match st.driver_at {
             None => {
                 st.driver_at = Some(deadline);
@@ -254,78 +456,98 @@ impl Ticket {
             Some(_) => Driver::Nothing,
         };
         drop(st);
-        let ticket = Ticket {
-            shard,
-            slot,
-            generation: entry.generation,
-        };
+        drop(dead);
+        drop(swept);
+        // Made before the driver is spawned: if spawning panics, unwinding disarms it.
+        let ticket = Ticket { shard, slot, index };
         match driver {
             Driver::Nothing => {}
             Driver::Wake(w) => w.wake(),
-            Driver::Spawn => ticket.spawn_driver(&rt, deadline),
+            Driver::Spawn => {
+                let rt = handle
+                    .unwrap_or_else(|| Handle::try_current().unwrap_or_else(|e| no_runtime(e)));
+                spawn_driver(shard, &rt, deadline);
+            }
         }
         ticket
     }
 
-    #[cold]
-    #[inline(never)]
-    fn spawn_driver(&self, rt: &Handle, deadline: Instant) {
-        // The guard first: if there is no time driver, `sleep_until` panics here (as a timeout always
-        // did in such a runtime) and the guard lets the next timer try again.
-        let guard = DriverGuard(Some(Arc::clone(&self.shard)));
-        let sleep = Box::pin(tokio::time::sleep_until(deadline));
-        // Detached: it ends by itself once the shard is empty, or with the runtime.
-        drop(rt.spawn(Drive {
-            guard,
-            sleep,
-            wake: Vec::new(),
-        }));
-    }
-
     /// `Ready` if the driver fired this timer; otherwise keeps the task's waker.
     fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut st = self.shard.lock();
-        let s = &mut st.slots[self.slot as usize];
-        debug_assert_eq!(s.generation, self.generation);
-        if s.fired {
+        if self.slot.state.load(Ordering::Acquire) == FIRED {
             return Poll::Ready(());
         }
-        match &mut s.waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            w => {
-                let old = w.replace(cx.waker().clone());
-                drop(st);
-                drop(old);
-            }
+        let mut st = self.shard.lock();
+        // The driver fires under the lock: this reading stands until it is released.
+        if self.slot.state.load(Ordering::Acquire) == FIRED {
+            return Poll::Ready(());
         }
+        let kept = &mut st.wakers[self.index as usize];
+        let old = match kept {
+            Some(w) if w.will_wake(cx.waker()) => None,
+            _ => kept.replace(cx.waker().clone()),
+        };
+        drop(st);
+        drop(old);
         Poll::Pending
     }
 }
 
 impl Drop for Ticket {
+    #[inline]
     fn drop(&mut self) {
+        // Disarmed: the shard reclaims the slot, and drops the waker, when it reaches its entry.
+        if self
+            .slot
+            .state
+            .compare_exchange(ARMED, DEAD, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            self.fired();
+        }
+    }
+}
+
+impl Ticket {
+    /// Frees a slot the driver fired (its entry has left the deque).
+    #[cold]
+    #[inline(never)]
+    fn fired(&self) {
         let mut st = self.shard.lock();
-        let s = &mut st.slots[self.slot as usize];
-        debug_assert_eq!(s.generation, self.generation);
-        s.generation = s.generation.wrapping_add(1);
-        s.fired = false;
-        let waker = s.waker.take();
-        st.free.push(self.slot);
+        debug_assert_eq!(self.slot.state.load(Ordering::Relaxed), FIRED);
+        let waker = Shard::free(&mut st, self.slot, self.index);
         drop(st);
-        // A waker's drop may free its task: outside the lock.
         drop(waker);
     }
 }
 
+#[cold]
+#[inline(never)]
+fn spawn_driver(shard: &'static Shard, rt: &Handle, deadline: Instant) {
+    // The guard first: if there is no time driver, `sleep_until` panics here (as a timeout always
+    // did in such a runtime) and the guard lets the next timer try again.
+    let guard = DriverGuard(Some(shard));
+    let sleep = Box::pin(tokio::time::sleep_until(deadline));
+    // Detached: it ends by itself once the shard is empty, or with the runtime.
+    drop(rt.spawn(Drive {
+        guard,
+        sleep,
+        wake: Vec::new(),
+        dead: Vec::new(),
+    }));
+}
+
 /// Clears the shard's driver if the driver task is dropped before it finished (runtime shutdown).
-struct DriverGuard(Option<Arc<Shard>>);
+struct DriverGuard(Option<&'static Shard>);
 
 impl Drop for DriverGuard {
     fn drop(&mut self) {
         if let Some(shard) = self.0.take() {
             let mut st = shard.lock();
             st.driver_at = None;
-            st.driver = None;
+            let driver = st.driver.take();
+            drop(st);
+            drop(driver);
         }
     }
 }
@@ -336,6 +558,35 @@ struct Drive {
     sleep: Pin<Box<Sleep>>,
     /// Wakers of fired timers, woken outside the lock (kept to reuse its allocation).
     wake: Vec<Waker>,
+    /// Wakers of reclaimed disarmed timers, dropped outside the lock.
+    dead: Vec<Waker>,
+}
+
+impl Drive {
+    /// Fires every expired timer at the front (under the lock); the next live deadline, if any.
+    fn fire(&mut self, shard: &Shard, st: &mut State, now: Instant) -> Option<Instant> {
+        while let Some(e) = st.order.front().copied() {
+            match shard.armed(st, &e) {
+                Err(w) => self.dead.extend(w),
+                Ok(()) if e.deadline > now => return Some(e.deadline),
+                Ok(()) => {
+                    let slot = shard.slots.get(e.slot);
+                    match slot.state.compare_exchange(
+                        ARMED,
+                        FIRED,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => self.wake.extend(st.wakers[e.slot as usize].take()),
+                        // Disarmed just now.
+                        Err(_) => self.dead.extend(Shard::free(st, slot, e.slot)),
+                    }
+                }
+            }
+            st.order.pop_front();
+        }
+        None
+    }
 }
 
 impl Future for Drive {
@@ -343,41 +594,33 @@ impl Future for Drive {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        let Some(shard) = this.guard.0.as_ref() else {
+        let Some(shard) = this.guard.0 else {
             return Poll::Ready(());
         };
         loop {
             let now = Instant::now();
             let mut st = shard.lock();
-            let next = loop {
-                let Some(e) = st.order.front().copied() else {
-                    break None;
-                };
-                if st.is_live(&e) {
-                    if e.deadline > now {
-                        break Some(e.deadline);
-                    }
-                    let s = &mut st.slots[e.slot as usize];
-                    s.fired = true;
-                    this.wake.extend(s.waker.take());
-                }
-                st.order.pop_front();
-            };
-            let Some(next) = next else {
+            let next = this.fire(shard, &mut st, now);
+            match next {
                 // Empty: the next armed timer spawns a new driver.
-                st.driver_at = None;
-                st.driver = None;
-                drop(st);
-                this.guard.0 = None;
-                this.wake.drain(..).for_each(Waker::wake);
-                return Poll::Ready(());
-            };
-            st.driver_at = Some(next);
-            if !st.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                st.driver = Some(cx.waker().clone());
+                None => {
+                    st.driver_at = None;
+                    st.driver = None;
+                }
+                Some(next) => {
+                    st.driver_at = Some(next);
+                    if !st.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        st.driver = Some(cx.waker().clone());
+                    }
+                }
             }
             drop(st);
+            this.dead.clear();
             this.wake.drain(..).for_each(Waker::wake);
+            let Some(next) = next else {
+                this.guard.0 = None;
+                return Poll::Ready(());
+            };
             if this.sleep.deadline() != next {
                 this.sleep.as_mut().reset(next);
             }

@@ -158,6 +158,11 @@ async fn completed_and_dropped_calls_do_not_fire_and_the_queue_drains() {
         1,
         "no timer fired after completion or drop"
     );
+    assert_eq!(
+        Arc::strong_count(&wakes),
+        2,
+        "the queue kept no waker of a disarmed timer (only `waker` and `wakes` are left)"
+    );
 
     // An emptied queue still works: the next timer spawns a new driver.
     let e = gone.ready().await.unwrap().call(()).await.unwrap_err();
@@ -237,4 +242,39 @@ fn a_thread_running_several_runtimes_fires_each_ones_timers() {
     finished
         .recv_timeout(Duration::from_secs(60))
         .expect("every runtime's timeout fired");
+}
+
+#[test]
+fn timers_armed_on_threads_that_have_exited_still_fire() {
+    // Each thread arms a call's timer in the runtime and exits; its queue outlives it (and is handed
+    // to the next thread), and the runtime's driver fires every call once the runtime runs.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let handle = rt.handle().clone();
+            std::thread::spawn(move || {
+                let _in = handle.enter();
+                let mut svc = TimeoutLayer::new(LIMIT).layer(service_fn(forever));
+                let mut call = Box::pin(svc.call(()));
+                let mut cx = Context::from_waker(Waker::noop());
+                assert!(call.as_mut().poll(&mut cx).is_pending(), "armed");
+                call
+            })
+            .join()
+            .unwrap()
+        })
+        .collect();
+    rt.block_on(async {
+        for call in calls {
+            let e = tokio::time::timeout(Duration::from_secs(60), call)
+                .await
+                .expect("fired")
+                .unwrap_err();
+            assert!(e.is::<TimedOut>(), "{e}");
+        }
+    });
 }
