@@ -18,8 +18,8 @@
 //! deadline at the latest. Only a timer that actually fired goes through the lock to be freed.
 //!
 //! Finding the runtime clones its handle (two atomic operations on a line all its workers share), so
-//! it is remembered per thread for the task that last armed a timer: task ids are never reused, and
-//! a task runs in the runtime it was spawned on. (A `LocalSet` driven by one runtime and later by
+//! the runtime and shard are remembered per thread for the task that last armed a timer: task ids are
+//! never reused, and a task runs in the runtime it was spawned on. (A `LocalSet` driven by one runtime and later by
 //! another would keep its tasks' timers on the first one's queue.)
 //!
 //! Shards are never freed, so a timer holds a plain `&'static` reference to its shard and slot (no
@@ -57,33 +57,60 @@ struct Local(Vec<(Duration, Id, &'static Shard)>);
 
 impl Drop for Local {
     fn drop(&mut self) {
+        LAST.set(None);
         let mut pool = lock(&POOL);
         pool.extend(self.0.drain(..).map(|(_, _, s)| s));
     }
 }
 
-thread_local! {
-    static SHARDS: RefCell<Local> = const { RefCell::new(Local(Vec::new())) };
-    /// The runtime of the task that last armed a timer on this thread (see the module docs).
-    static TASK_RUNTIME: Cell<Option<(task::Id, Id)>> = const { Cell::new(None) };
+/// What the task that last armed a timer on this thread armed it in (see the module docs).
+#[derive(Clone, Copy)]
+struct Last {
+    task: task::Id,
+    runtime: Id,
+    limit: Duration,
+    /// One of this thread's shards (cleared when it lets go of it).
+    shard: &'static Shard,
 }
 
-/// The runtime the calling task runs in, and its handle when it had to be looked up.
+thread_local! {
+    static SHARDS: RefCell<Local> = const { RefCell::new(Local(Vec::new())) };
+    static LAST: Cell<Option<Last>> = const { Cell::new(None) };
+}
+
+/// The shard for a timer of `limit` armed now, and the runtime's handle if it had to be looked up.
 #[inline]
-fn current_runtime() -> (Id, Option<Handle>) {
+fn shard_for(limit: Duration) -> (&'static Shard, Option<Handle>) {
     let task = task::try_id();
     if let Some(t) = task
-        && let Some((seen, rt)) = TASK_RUNTIME.get()
-        && seen == t
+        && let Some(last) = LAST.get()
+        && last.task == t
     {
-        return (rt, None);
+        if last.limit == limit {
+            return (last.shard, None);
+        }
+        let (shard, own) = shard(limit, last.runtime);
+        LAST.set(own.then_some(Last {
+            limit,
+            shard,
+            ..last
+        }));
+        return (shard, None);
     }
     let handle = Handle::try_current().unwrap_or_else(|e| no_runtime(e));
-    let rt = handle.id();
-    if let Some(t) = task {
-        TASK_RUNTIME.set(Some((t, rt)));
+    let runtime = handle.id();
+    let (shard, own) = shard(limit, runtime);
+    if let Some(task) = task
+        && own
+    {
+        LAST.set(Some(Last {
+            task,
+            runtime,
+            limit,
+            shard,
+        }));
     }
-    (rt, Some(handle))
+    (shard, Some(handle))
 }
 
 #[cold]
@@ -357,14 +384,14 @@ fn claim(limit: Duration, runtime: Id) -> &'static Shard {
     }
 }
 
-/// The shard used for a timer armed on this thread now.
-fn shard(limit: Duration, runtime: Id) -> &'static Shard {
+/// The shard used for a timer armed on this thread now, and whether it is one of this thread's own.
+fn shard(limit: Duration, runtime: Id) -> (&'static Shard, bool) {
     SHARDS
         .try_with(|shards| {
             let mut shards = shards.borrow_mut();
             let shards = &mut shards.0;
             if let Some(&(_, _, s)) = shards.iter().find(|(l, r, _)| *l == limit && *r == runtime) {
-                return s;
+                return (s, true);
             }
             // A new runtime on this thread replaces the old one's shard of this limit (the old shard
             // goes to the pool; its timers and its driver carry on until they are done).
@@ -378,15 +405,18 @@ fn shard(limit: Duration, runtime: Id) -> &'static Shard {
                 }
             };
             if let Some((_, _, old)) = old {
+                if LAST.get().is_some_and(|l| std::ptr::eq(l.shard, old)) {
+                    LAST.set(None);
+                }
                 lock(&POOL).push(old);
             }
-            s
+            (s, true)
         })
         // The thread is exiting: use a pool shard and leave it there for others.
         .unwrap_or_else(|_| {
             let s = claim(limit, runtime);
             lock(&POOL).push(s);
-            s
+            (s, false)
         })
 }
 
@@ -414,8 +444,7 @@ impl std::fmt::Debug for Ticket {
 
 impl Ticket {
     fn arm(deadline: Instant, limit: Duration, waker: &Waker) -> Ticket {
-        let (runtime, handle) = current_runtime();
-        let shard = shard(limit, runtime);
+        let (shard, handle) = shard_for(limit);
         let mut dead: [Option<Waker>; RECLAIM_PER_ARM] = Default::default();
         let mut st = shard.lock();
         shard.pop_stale(&mut st, &mut dead);
