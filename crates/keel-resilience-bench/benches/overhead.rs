@@ -9,7 +9,8 @@
 //! other only), the whole command as a layer, and the cost of one clock read.
 //!
 //! `OVERHEAD_PROFILE=1thread/keel,pending` (a contender's name, `,pending` for the pending-once mode;
-//! `OVERHEAD_ITERS`, default a million) runs just that, for a profiler such as callgrind or perf.
+//! `OVERHEAD_ITERS`, default a million; `OVERHEAD_REPEAT`, default once) runs just that, for a profiler
+//! such as callgrind or perf.
 
 use std::future::Future;
 use std::pin::{Pin, pin};
@@ -268,11 +269,15 @@ fn main() {
             .find(|w| w.name() == name)
             .unwrap_or_else(|| panic!("no contender {name}"));
         let iters = std::env::var("OVERHEAD_ITERS").map_or(1_000_000, |v| v.parse().unwrap());
-        let t = who.measure(&rt, iters, pending_once);
-        println!(
-            "{name}: {:.1} ns per call",
-            t.as_nanos() as f64 / iters as f64
-        );
+        // `OVERHEAD_REPEAT`: measure that many times in this process (state carried between runs).
+        let repeat = std::env::var("OVERHEAD_REPEAT").map_or(1, |v| v.parse().unwrap());
+        for _ in 0..repeat {
+            let t = who.measure(&rt, iters, pending_once);
+            println!(
+                "{name}: {:.1} ns per call",
+                t.as_nanos() as f64 / iters as f64
+            );
+        }
         return;
     }
     let mut c = Criterion::default().configure_from_args();

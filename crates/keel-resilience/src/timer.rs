@@ -225,7 +225,9 @@ impl Slots {
     }
 }
 
-/// Armed timers of one limit in one runtime, mostly one thread's.
+/// Armed timers of one limit in one runtime, mostly one thread's. Aligned past a cache line (two,
+/// for adjacent-line prefetch) so that two threads' shards never share one.
+#[repr(align(128))]
 struct Shard {
     /// Mostly taken by one thread, briefly: a lock whose release is a plain store (a std mutex's
     /// release is an atomic swap, as costly as its acquisition).
