@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http::uri::Authority;
 use keel_balance::InstanceId;
 
 use serde::Serialize;
@@ -23,20 +22,11 @@ pub enum AccessLogTarget {
     File(PathBuf),
 }
 
-/// The instance a request went to: a registry instance id, or a fixed route's address.
+/// The instance a request went to: a registry instance id, or the address of the route's own URI.
 #[derive(Debug, Clone)]
 pub enum Instance {
     Id(InstanceId),
-    Addr(Authority),
-}
-
-impl Instance {
-    pub fn as_str(&self) -> &str {
-        match self {
-            Instance::Id(id) => id.as_str(),
-            Instance::Addr(a) => a.as_str(),
-        }
-    }
+    RouteUri,
 }
 
 /// One request's line, in field order, borrowed from the request's own records.

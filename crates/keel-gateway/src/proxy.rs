@@ -231,7 +231,12 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
     drop(host);
     // Owned only once a filter rewrites it.
     let mut path: Cow<'_, str> = normalized;
-    let route = matched.route.clone();
+    // Moved, not cloned: every clone of the shared `Arc` writes a line all workers write.
+    let Matched {
+        route,
+        service: matched_service,
+        captures,
+    } = matched;
     ledger.route = Some(route.clone());
 
     // Authentication comes first, as Spring Security runs before SCG's filters; the verified identity
@@ -260,7 +265,7 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
             | Filter::PrefixPath(_)
             | Filter::RewritePath { .. }
             | Filter::SetPath(_) => {
-                filter::rewrite_path(f, path.to_mut(), &matched.captures, &mut stripped);
+                filter::rewrite_path(f, path.to_mut(), &captures, &mut stripped);
             }
             Filter::AddRequestHeader(n, v) => {
                 parts.headers.append(n, v.clone());
@@ -399,7 +404,7 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
         .headers
         .insert(X_REQUEST_ID, ledger.request_id.clone());
 
-    let service = match (&route.target, matched.service) {
+    let service = match (&route.target, matched_service) {
         (Target::Service(s), _) => Some(s.clone()),
         (Target::Discovered, s) => s,
         _ => None,
@@ -766,7 +771,8 @@ async fn forward_once(
         }
     };
     ledger.attempts = 1;
-    ledger.instance = Some(Instance::Addr(endpoint.authority.clone()));
+    // The route's own address, read from the route when the line is written (no clone to count).
+    ledger.instance = Some(Instance::RouteUri);
     let t = Instant::now();
     let result = attempt(
         gw,
@@ -1079,7 +1085,13 @@ fn finish(gw: &Gateway, ledger: Ledger, resp: Response<Body>) -> Response<Body> 
             request_id: ledger.request_id.to_str().unwrap_or(""),
             route: ledger.route.as_ref().map(|r| &*r.id),
             service: ledger.service.as_deref(),
-            instance: ledger.instance.as_ref().map(Instance::as_str),
+            instance: ledger.instance.as_ref().and_then(|i| match i {
+                Instance::Id(id) => Some(id.as_str()),
+                Instance::RouteUri => match &ledger.route.as_ref()?.target {
+                    Target::Url { endpoint, .. } => Some(endpoint.authority.as_str()),
+                    _ => None,
+                },
+            }),
             method: ledger.method.as_str(),
             path: ledger
                 .normalized

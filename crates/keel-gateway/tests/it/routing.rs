@@ -346,3 +346,63 @@ async fn properties_route_files_load() {
     let v = json(client().get(g.url("/props/q")).send().await.unwrap()).await;
     assert_eq!(v["path"], "/q");
 }
+
+#[tokio::test]
+async fn access_log_lines_name_the_route_and_the_instance_that_served() {
+    let fixed = Backend::start("fixed").await;
+    let users = Backend::start("users").await;
+    let routes = format!(
+        "spring.cloud.gateway.routes:\n  - id: fixed\n    uri: http://{}\n    predicates: [Path=/fixed/**]\n",
+        fixed.addr
+    );
+    let log_dir = tempfile::tempdir().unwrap();
+    let log = log_dir.path().join("access.log");
+    let config = GatewayConfig {
+        access_log: keel_gateway::AccessLogTarget::File(log.clone()),
+        ..GatewayConfig::default()
+    };
+    let g = TestGateway::start(config, &routes).await;
+    g.backends("USERS", &[&users]);
+    let c = client();
+    for path in ["/fixed/a", "/users/b"] {
+        let r = c.get(g.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    let lines: Vec<serde_json::Value> = keel_test_support::eventually(
+        std::time::Duration::from_secs(20),
+        "both requests in the access log",
+        || {
+            let log = log.clone();
+            async move {
+                let text = std::fs::read_to_string(&log).ok()?;
+                let lines: Vec<serde_json::Value> = text
+                    .lines()
+                    .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+                    .collect();
+                (lines.len() >= 2).then_some(lines)
+            }
+        },
+    )
+    .await;
+    let line = |route: &str| {
+        lines
+            .iter()
+            .find(|l| l["route"] == route)
+            .unwrap_or_else(|| panic!("no line for route {route}: {lines:?}"))
+    };
+    // A declared route's own URI: the instance is its address.
+    let f = line("fixed");
+    assert_eq!(f["instance"], fixed.addr.to_string(), "{f}");
+    assert_eq!(f["service"], serde_json::Value::Null, "{f}");
+    assert_eq!(
+        (f["status"].as_u64(), f["path"].as_str()),
+        (Some(200), Some("/fixed/a"))
+    );
+    // A discovery route: the registry instance that served it.
+    let u = lines
+        .iter()
+        .find(|l| l["path"] == "/users/b")
+        .unwrap_or_else(|| panic!("no line for /users/b: {lines:?}"));
+    assert_eq!(u["instance"], "USERS-0", "{u}");
+    assert_eq!(u["service"], "users", "{u}");
+}
