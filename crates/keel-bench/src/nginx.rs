@@ -69,7 +69,10 @@ impl Nginx {
     /// Starts nginx with `conf` and waits until `port` accepts connections.
     pub fn start(conf: &Path, port: u16) -> anyhow::Result<Self> {
         let prefix = conf.parent().context("config has a directory")?;
-        let child = Command::new(nginx_binary())
+        // In a session of its own, as a service runs (and as the Keel it is compared with runs:
+        // `KeelProcess::start_own_session`); `setsid` execs in place, so the pid is nginx's master.
+        let child = Command::new("setsid")
+            .arg(nginx_binary())
             .arg("-p")
             .arg(prefix)
             .arg("-c")

@@ -33,7 +33,26 @@ impl KeelProcess {
     /// Starts `bin args…` with `env`, and waits (up to 60 s) until every component in `expect`
     /// has logged its listening line. Panics with the captured output otherwise.
     pub fn start(bin: &Path, args: &[&str], env: &[(&str, &str)], expect: &[&str]) -> Self {
-        let mut cmd = Command::new(bin);
+        Self::spawn(Command::new(bin), args, env, expect)
+    }
+
+    /// [`start`](Self::start) in a session of its own (through util-linux's `setsid`, which execs
+    /// in place, so [`pid`](Self::pid) is still keel's), as a service manager or a daemonising
+    /// server such as nginx runs it. With the kernel's autogroup scheduling, a session is a CPU-share
+    /// group: a benchmark's server in the load generator's session would share the generator's
+    /// share, while the peer it is compared with has its own.
+    pub fn start_own_session(
+        bin: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        expect: &[&str],
+    ) -> Self {
+        let mut cmd = Command::new("setsid");
+        cmd.arg(bin);
+        Self::spawn(cmd, args, env, expect)
+    }
+
+    fn spawn(mut cmd: Command, args: &[&str], env: &[(&str, &str)], expect: &[&str]) -> Self {
         cmd.args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -139,7 +139,7 @@ fn service_yaml(name: &str, generation: usize) -> String {
 }
 
 fn start_config(repo: &Path, data: &Path, env: &[(&str, &str)]) -> KeelProcess {
-    KeelProcess::start(
+    KeelProcess::start_own_session(
         &keel_binary(),
         &[
             "config",

@@ -2,7 +2,10 @@
 //!
 //! Peak throughput with wrk (keep-alive, 50 connections), alternating targets over several rounds;
 //! CPU per request from /proc; RSS under load; p99 at a fixed rate of half nginx's peak with an
-//! open-loop generator. Prints medians and keel/nginx ratios. Everything runs on loopback.
+//! open-loop generator. Prints medians and keel/nginx ratios. Everything runs on loopback. Each server
+//! (the nginx backend, the nginx proxy, Keel) runs in a session of its own, as services do: with the
+//! kernel's autogroup scheduling a session is a CPU-share group, and a server sharing the load
+//! generator's group is scheduled differently from one with its own.
 //!
 //! Flags: `--rounds N` (default 5), `--seconds S` per run (default 5), `--connections C` (50),
 //! `--threads T` for wrk (default 1, leaving the cores to the servers), `--hyper-too 1` to also run a
@@ -204,7 +207,7 @@ fn run(opts: Options, dir: &std::path::Path) -> anyhow::Result<()> {
         ),
     )?;
     let start_keel = |env: &[(&str, &str)], log: &str| {
-        KeelProcess::start(
+        KeelProcess::start_own_session(
             &keel_binary(),
             &[
                 "gateway",
