@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use keel_gateway::GatewayConfig;
 use keel_test_support::eventually;
 
-use crate::support::{Backend, TestGateway, client, json};
+use crate::support::{Backend, TestGateway, access_log_until, client, json};
 
 fn redis_server() -> PathBuf {
     if let Some(p) = std::env::var_os("KEELTEST_REDIS_SERVER") {
@@ -343,27 +343,14 @@ async fn without_redis_fail_open_routes_serve_and_fail_closed_routes_refuse() {
             >= 1.0
     );
     // The access log says who decided.
-    let lines = eventually(
-        Duration::from_secs(20),
-        "the access log to record both policies",
-        || {
-            let log = log.clone();
-            async move {
-                let text = std::fs::read_to_string(&log).ok()?;
-                let lines: Vec<serde_json::Value> = text
-                    .lines()
-                    .filter_map(|l| serde_json::from_str(l).ok())
-                    .collect();
-                let has = |route: &str, limiter: &str| {
-                    lines
-                        .iter()
-                        .any(|l| l["route"] == route && l["limiter"] == limiter)
-                };
-                (has("open", "redis_fail_open") && has("closed", "redis_fail_closed"))
-                    .then_some(lines)
-            }
-        },
-    )
+    let lines = access_log_until(&log, "the access log to record both policies", |lines| {
+        let has = |route: &str, limiter: &str| {
+            lines
+                .iter()
+                .any(|l| l["route"] == route && l["limiter"] == limiter)
+        };
+        has("open", "redis_fail_open") && has("closed", "redis_fail_closed")
+    })
     .await;
     assert!(
         lines

@@ -2,7 +2,7 @@
 
 use keel_gateway::GatewayConfig;
 
-use crate::support::{Backend, TestGateway, client, json};
+use crate::support::{Backend, TestGateway, access_log_until, client, json};
 
 #[tokio::test]
 async fn discovery_routes_strip_the_service_id_case_insensitively() {
@@ -368,21 +368,9 @@ async fn access_log_lines_name_the_route_and_the_instance_that_served() {
         let r = c.get(g.url(path)).send().await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
     }
-    let lines: Vec<serde_json::Value> = keel_test_support::eventually(
-        std::time::Duration::from_secs(20),
-        "both requests in the access log",
-        || {
-            let log = log.clone();
-            async move {
-                let text = std::fs::read_to_string(&log).ok()?;
-                let lines: Vec<serde_json::Value> = text
-                    .lines()
-                    .map(|l| serde_json::from_str(l).expect("each line is JSON"))
-                    .collect();
-                (lines.len() >= 2).then_some(lines)
-            }
-        },
-    )
+    let lines = access_log_until(&log, "both requests in the access log", |lines| {
+        lines.len() >= 2
+    })
     .await;
     let line = |route: &str| {
         lines

@@ -207,6 +207,25 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// The access log's lines at `path` once `done` holds for them (waited for up to 20 s: the log is
+/// written off the request path). Panics with `what` otherwise.
+pub async fn access_log_until(
+    path: &std::path::Path,
+    what: &str,
+    done: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let done = &done;
+    keel_test_support::eventually(Duration::from_secs(20), what, || async move {
+        let text = std::fs::read_to_string(path).ok()?;
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        done(&lines).then_some(lines)
+    })
+    .await
+}
+
 pub async fn json(resp: reqwest::Response) -> serde_json::Value {
     resp.json().await.unwrap()
 }
