@@ -259,13 +259,9 @@ struct Entry {
     generation: u32,
 }
 
-/// Wakers of reclaimed slots, to be dropped once the lock is released: a waker's drop may free its
-/// task, and with it a timer that takes the lock.
-#[derive(Default)]
-struct Reclaimed(Vec<Waker>);
-
 /// At most this many disarmed entries are reclaimed per arm (each arm adds one), so that their
-/// wakers fit on the stack.
+/// wakers fit on the stack. Reclaimed wakers are always dropped once the lock is released: a waker's
+/// drop may free its task, and with it a timer that takes the lock.
 const RECLAIM_PER_ARM: usize = 4;
 
 impl Shard {
@@ -340,13 +336,13 @@ impl Shard {
     /// Drops every entry of a disarmed timer (under the lock), when a long-running call at the front
     /// holds many behind it.
     #[cold]
-    fn sweep(&self, st: &mut State) -> Reclaimed {
-        let mut dead = Reclaimed::default();
+    fn sweep(&self, st: &mut State) -> Vec<Waker> {
+        let mut dead = Vec::new();
         let mut order = std::mem::take(&mut st.order);
         order.retain(|e| match self.armed(st, e) {
             Ok(()) => true,
             Err(w) => {
-                dead.0.extend(w);
+                dead.extend(w);
                 false
             }
         });
@@ -364,11 +360,11 @@ fn claim(limit: Duration, runtime: Id) -> &'static Shard {
         // One with nothing queued and no driver can serve a new key.
         pool.iter().position(|s| {
             let mut st = s.lock();
-            let mut dead = Reclaimed::default();
+            let mut dead = Vec::new();
             while let Some(e) = st.order.front().copied() {
                 match s.armed(&mut st, &e) {
                     Ok(()) => break,
-                    Err(w) => dead.0.extend(w),
+                    Err(w) => dead.extend(w),
                 }
                 st.order.pop_front();
             }
