@@ -37,21 +37,7 @@ pub(crate) fn string(out: &mut Vec<u8>, s: &str) {
 
 /// Appends a decimal integer.
 pub(crate) fn int(out: &mut Vec<u8>, v: i64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    let mut n = v.unsigned_abs();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if v < 0 {
-        out.push(b'-');
-    }
-    out.extend_from_slice(&buf[i..]);
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
 /// Appends an integer as a JSON string (`"1700000000123"`), as Eureka writes `@Auto` fields.
