@@ -99,47 +99,19 @@ fn port_value(port: u16) -> HeaderValue {
 
 /// Sets `X-Forwarded-For/-Proto/-Host/-Port/-Prefix` and `Forwarded` on the upstream request.
 /// Values that arrived are kept (and appended to) only from trusted proxies. Runs on every proxied
-/// request: `Forwarded` is composed in a per-thread scratch buffer, and each new value costs one
-/// exact-size allocation.
+/// request: this hop's own `X-Forwarded-For` and `Forwarded` values are remembered per thread for
+/// the last (address, scheme, host) seen, so a client's (or a load balancer's) requests share them
+/// instead of formatting and allocating both each time.
 pub fn apply(out: &mut HeaderMap, hop: &Hop<'_>) {
-    thread_local! {
-        static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(256));
-    }
-    SCRATCH.with_borrow_mut(|forwarded| {
-        forwarded.clear();
-        apply_with(out, hop, forwarded);
-    });
-}
-
-fn apply_with(out: &mut HeaderMap, hop: &Hop<'_>, forwarded: &mut Vec<u8>) {
     let ip = hop.peer.ip();
     let host = hop.host.and_then(|h| h.to_str().ok());
-    // Forwarded's element first; X-Forwarded-For takes the address from it. RFC 7239: IPv6
-    // addresses are quoted and bracketed.
-    forwarded.extend_from_slice(b"for=");
-    let ip_start = if ip.is_ipv6() { 6 } else { 4 };
-    if ip.is_ipv6() {
-        forwarded.extend_from_slice(b"\"[");
+    let (own_for, own_forwarded) = own_values(ip, hop.proto, host);
+    if hop.trusted {
+        append_or_set(out, X_FORWARDED_FOR, true, own_for.as_bytes());
+    } else {
+        // `insert` replaces whatever the client sent.
+        out.insert(X_FORWARDED_FOR, own_for);
     }
-    // Writing into a Vec cannot fail.
-    let _ = write!(forwarded, "{ip}");
-    let ip_end = forwarded.len();
-    if ip.is_ipv6() {
-        forwarded.extend_from_slice(b"]\"");
-    }
-    forwarded.extend_from_slice(b";proto=");
-    forwarded.extend_from_slice(hop.proto.as_bytes());
-    if let Some(h) = host {
-        forwarded.extend_from_slice(b";host=\"");
-        forwarded.extend_from_slice(h.as_bytes());
-        forwarded.push(b'"');
-    }
-    append_or_set(
-        out,
-        X_FORWARDED_FOR,
-        hop.trusted,
-        &forwarded[ip_start..ip_end],
-    );
     let keep = |out: &HeaderMap, name: &HeaderName| hop.trusted && out.contains_key(name);
     if !keep(out, &X_FORWARDED_PROTO) {
         out.insert(X_FORWARDED_PROTO, HeaderValue::from_static(hop.proto));
@@ -171,10 +143,69 @@ fn apply_with(out: &mut HeaderMap, hop: &Hop<'_>, forwarded: &mut Vec<u8>) {
     } else if let Ok(v) = HeaderValue::from_str(hop.prefix) {
         out.insert(X_FORWARDED_PREFIX, v);
     }
-    if !hop.trusted {
-        out.remove(header::FORWARDED);
+    if hop.trusted {
+        append_or_set(out, header::FORWARDED, true, own_forwarded.as_bytes());
+    } else {
+        out.insert(header::FORWARDED, own_forwarded);
     }
-    append_or_set(out, header::FORWARDED, hop.trusted, forwarded);
+}
+
+/// This hop's own values: `X-Forwarded-For`'s address and `Forwarded`'s element.
+fn own_values(ip: IpAddr, proto: &'static str, host: Option<&str>) -> (HeaderValue, HeaderValue) {
+    struct Own {
+        ip: IpAddr,
+        proto: &'static str,
+        host: Option<Box<str>>,
+        xff: HeaderValue,
+        forwarded: HeaderValue,
+    }
+    thread_local! {
+        static LAST: RefCell<Option<Own>> = const { RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| {
+        if let Some(own) = last.as_ref()
+            && own.ip == ip
+            && own.proto == proto
+            && own.host.as_deref() == host
+        {
+            return (own.xff.clone(), own.forwarded.clone());
+        }
+        // Forwarded's element first; X-Forwarded-For takes the address from it. RFC 7239: IPv6
+        // addresses are quoted and bracketed.
+        let mut forwarded = Vec::with_capacity(64);
+        forwarded.extend_from_slice(b"for=");
+        let ip_start = if ip.is_ipv6() { 6 } else { 4 };
+        if ip.is_ipv6() {
+            forwarded.extend_from_slice(b"\"[");
+        }
+        // Writing into a Vec cannot fail.
+        let _ = write!(forwarded, "{ip}");
+        let ip_end = forwarded.len();
+        if ip.is_ipv6() {
+            forwarded.extend_from_slice(b"]\"");
+        }
+        forwarded.extend_from_slice(b";proto=");
+        forwarded.extend_from_slice(proto.as_bytes());
+        if let Some(h) = host {
+            forwarded.extend_from_slice(b";host=\"");
+            forwarded.extend_from_slice(h.as_bytes());
+            forwarded.push(b'"');
+        }
+        let forwarded = Bytes::from(forwarded);
+        // An address and a host that was already a header value: both are valid header values.
+        let xff = HeaderValue::from_maybe_shared(forwarded.slice(ip_start..ip_end))
+            .expect("an IP address is a valid header value");
+        let forwarded =
+            HeaderValue::from_maybe_shared(forwarded).expect("built from valid header values");
+        let own = last.insert(Own {
+            ip,
+            proto,
+            host: host.map(Into::into),
+            xff,
+            forwarded,
+        });
+        (own.xff.clone(), own.forwarded.clone())
+    })
 }
 
 #[cfg(test)]

@@ -47,6 +47,9 @@ struct Ledger {
     service: Option<Arc<str>>,
     instance: Option<Instance>,
     upstream: Option<Duration>,
+    /// When the upstream's response head arrived, for a request its upstream answered: the end of
+    /// the total latency too, so `finish` reads no clock of its own.
+    answered: Option<Instant>,
     attempts: u32,
     decision: Option<&'static str>,
     /// Who decided the route's rate limit (the access log's `limiter`).
@@ -154,6 +157,7 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
         service: None,
         instance: None,
         upstream: None,
+        answered: None,
         attempts: 0,
         decision: None,
         limiter: None,
@@ -665,7 +669,7 @@ async fn attempt(
     parts: &http::request::Parts,
     path: &str,
     body: pool::Outgoing,
-    timeout: Duration,
+    (started, timeout): (Instant, Duration),
     h2c: bool,
 ) -> Attempt {
     // An unchanged path reuses the request's own path-and-query (a shared buffer): no copy, no parse.
@@ -700,7 +704,7 @@ async fn attempt(
             head,
             body,
             gw.config.connect_timeout,
-            timeout,
+            started + timeout,
         );
         return match sent.await {
             Ok(resp) => Attempt::Response(resp),
@@ -727,7 +731,7 @@ async fn attempt(
     // Upgrades exist only in HTTP/1.1, whatever the backend otherwise speaks.
     let h2c = h2c && !upgrade;
     let client = client::upstream(gw.config.connect_timeout, h2c);
-    match tokio::time::timeout(timeout, client.request(req)).await {
+    match tokio::time::timeout_at(started + timeout, client.request(req)).await {
         Ok(Ok(resp)) => Attempt::Response(resp.map(Body::new)),
         Ok(Err(e)) if e.is_connect() => Attempt::NotSent(error_chain(&e)),
         Ok(Err(e)) => Attempt::Failed(error_chain(&e)),
@@ -780,18 +784,22 @@ async fn forward_once(
         &parts,
         path,
         payload.take(),
-        route.response_timeout,
+        (t, route.response_timeout),
         route.h2c || endpoint.h2c,
     )
     .await;
-    let upstream = t.elapsed();
+    let end = Instant::now();
+    let upstream = end - t;
     ledger.upstream = Some(upstream);
     route
         .metrics
         .upstream_latency
         .observe(upstream.as_secs_f64());
     match result {
-        Attempt::Response(r) => into_response(r),
+        Attempt::Response(r) => {
+            ledger.answered = Some(end);
+            into_response(r)
+        }
         Attempt::TimedOut => {
             upstream_failure(
                 gw,
@@ -897,8 +905,13 @@ async fn forward_to_service(
     );
     loop {
         let refs: Vec<&InstanceId> = tried.iter().collect();
-        // One clock read starts the attempt's latency sample, another ends it and times the exchange.
-        let at = Instant::now();
+        // One clock read starts the attempt's latency sample (the first attempt's is `t`), another
+        // ends it and times the exchange.
+        let at = if ledger.attempts == 0 {
+            t
+        } else {
+            Instant::now()
+        };
         let pick: Option<Pick<Endpoint>> = service.balancer.pick_excluding_at(&refs, at);
         let Some(pick) = pick.filter(|p| !tried.contains(p.id())) else {
             break;
@@ -913,7 +926,7 @@ async fn forward_to_service(
             &parts,
             path,
             payload.take(),
-            route.response_timeout,
+            (at, route.response_timeout),
             route.h2c || pick.endpoint().h2c,
         )
         .await;
@@ -958,6 +971,7 @@ async fn forward_to_service(
                     ))
                     .await;
                 }
+                ledger.answered = Some(end);
                 return into_response(r);
             }
             Attempt::Response(r) => {
@@ -988,6 +1002,7 @@ async fn forward_to_service(
                     .await;
                 }
                 finish_call(service, permit, token, Outcome::Success);
+                ledger.answered = Some(end);
                 return into_response(r);
             }
             Attempt::NotSent(e) => {
@@ -1070,16 +1085,15 @@ fn no_instance(ledger: &mut Ledger, service: &Service, path: &str) -> Response<B
 }
 
 fn finish(gw: &Gateway, ledger: Ledger, resp: Response<Body>) -> Response<Body> {
-    let total = ledger.start.elapsed();
+    let end = ledger.answered.unwrap_or_else(Instant::now);
+    let total = end - ledger.start;
     let status = resp.status().as_u16();
     if let Some(r) = &ledger.route {
         r.metrics.count(status);
         r.metrics.gateway_latency.observe(total.as_secs_f64());
     }
     if gw.access_log.enabled() {
-        let ts = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let ts = crate::access_log::unix_millis(end);
         gw.access_log.record(&Line {
             ts,
             request_id: ledger.request_id.to_str().unwrap_or(""),

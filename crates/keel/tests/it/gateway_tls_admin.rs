@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use keel_test_support::{KeelProcess, get};
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -140,5 +141,59 @@ async fn keel_gateway_serves_tls_on_its_port_and_admin_on_the_admin_bind() {
         seen.lock().unwrap().len(),
         1,
         "the admin call reached the backend"
+    );
+}
+
+/// The watched route file: bytes that are not UTF-8 are reported once in the log, the routes
+/// loaded before keep serving, and the next valid file is loaded.
+#[tokio::test]
+async fn a_route_file_that_is_not_utf8_is_reported_and_the_old_routes_keep_serving() {
+    let dir = TempDir::new("gw-routes-utf8");
+    let (backend, _) = backend().await;
+    let routes = dir.path().join("routes.yml");
+    let table = |path: &str| {
+        format!(
+            "spring.cloud.gateway.routes:\n  - id: echo\n    uri: http://{backend}\n    predicates: [Path={path}]\n"
+        )
+    };
+    std::fs::write(&routes, table("/old/**")).unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let registry_url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let gateway = KeelProcess::start(
+        keel(),
+        &["gateway", "--bind", "127.0.0.1:0"],
+        &[
+            ("KEEL_GATEWAY_ROUTES", &routes.display().to_string()),
+            ("KEEL_GATEWAY_CONFIG_ROUTES", "false"),
+            ("KEEL_REGISTRY_URL", &registry_url),
+        ],
+        &["gateway"],
+    );
+    let proxy = gateway.addr("gateway");
+    assert_eq!(get(proxy, "/old/x").await.unwrap().status, 200);
+
+    // Latin-1 where UTF-8 belongs, as an editor with the wrong encoding saves it.
+    let mut bytes = table("/new/**").into_bytes();
+    bytes.extend_from_slice(b"# caf\xe9\n");
+    std::fs::write(&routes, bytes).unwrap();
+    keel_test_support::eventually(Duration::from_secs(20), "the rejection is logged", || {
+        let out = gateway.output();
+        async move { out.contains("not UTF-8").then_some(()) }
+    })
+    .await;
+    assert_eq!(get(proxy, "/old/x").await.unwrap().status, 200);
+    assert_eq!(get(proxy, "/new/x").await.unwrap().status, 404);
+
+    std::fs::write(&routes, table("/new/**")).unwrap();
+    keel_test_support::eventually(Duration::from_secs(20), "the fixed file loads", || async {
+        (get(proxy, "/new/x").await.ok()?.status == 200).then_some(())
+    })
+    .await;
+    assert_eq!(
+        gateway.output().matches("not UTF-8").count(),
+        1,
+        "the rejection was reported more than once:\n{}",
+        gateway.output()
     );
 }
