@@ -20,6 +20,9 @@ pub struct GatewayConfig {
     pub trusted_proxies: TrustedProxies,
     /// Upstream connect timeout (Ribbon's `ConnectTimeout` is 1 s; Zuul's URL routes use 2 s).
     pub connect_timeout: Duration,
+    /// Idle upstream connections unused this long are closed (nginx's upstream
+    /// `keepalive_timeout` is 60 s), so connections to instances that went away do not linger.
+    pub upstream_idle_timeout: Duration,
     /// Default time to the upstream response head, per attempt; routes override with metadata `response-timeout` (ms).
     pub response_timeout: Duration,
     /// Default further instances tried after a failure (Ribbon's `MaxAutoRetriesNextServer`).
@@ -67,6 +70,7 @@ impl Default for GatewayConfig {
             watch_interval: Duration::from_secs(1),
             trusted_proxies: TrustedProxies::default(),
             connect_timeout: Duration::from_secs(1),
+            upstream_idle_timeout: Duration::from_secs(60),
             response_timeout: Duration::from_secs(15),
             retries: 1,
             max_replay_body: 64 * 1024,

@@ -42,6 +42,8 @@ struct Conn {
     /// extends the registered timer instead of registering a new one (and never has to wake the
     /// runtime's driver to bring its next wake-up closer).
     timer: Pin<Box<tokio::time::Sleep>>,
+    /// The sweep epoch in which it last went back to the idle list.
+    returned: u64,
 }
 
 /// The socket and its buffers.
@@ -59,12 +61,54 @@ struct Link {
 /// A header's name and value as byte ranges of the head: `(name start, name end, value start, value end)`.
 type Span = (usize, usize, usize, usize);
 
-thread_local! {
+/// This thread's idle connections.
+///
+/// Idle connections are closed once unused for the idle timeout, without a timer per connection:
+/// each connection notes the sweep epoch it was returned in, and a sweep at least the idle timeout
+/// after the last one closes those returned before that one (unused since, so idle for between one
+/// and two timeouts) and forgets backends left with none. Sweeps are due-checked when a
+/// connection is opened — which is when instances change, and with them the backends whose
+/// connections would otherwise linger — and every [`SWEEP_EVERY`] returns.
+#[derive(Default)]
+struct Idle {
     /// Keyed by the authority's text: hashing it as one slice is several times cheaper than
     /// `Authority`'s own case-folding hash, which feeds the hasher a byte at a time. The keys are
     /// this gateway's own upstreams, so a fast seeded hash serves (SipHash cost two per request).
-    static IDLE: RefCell<HashMap<Box<str>, Vec<Conn>, foldhash::fast::RandomState>> =
-        RefCell::new(HashMap::default());
+    by_authority: HashMap<Box<str>, Vec<Conn>, foldhash::fast::RandomState>,
+    epoch: u64,
+    returns: u32,
+    last_sweep: Option<tokio::time::Instant>,
+    /// The idle timeout the last request asked for.
+    timeout: Duration,
+}
+
+/// Returns between two due-checks of the sweep (each check reads the clock).
+const SWEEP_EVERY: u32 = 256;
+
+impl Idle {
+    fn sweep_if_due(&mut self) {
+        let now = tokio::time::Instant::now();
+        let Some(last) = self.last_sweep else {
+            self.last_sweep = Some(now);
+            return;
+        };
+        if now.saturating_duration_since(last) < self.timeout {
+            return;
+        }
+        let epoch = self.epoch;
+        // Returned in order, so the ones returned before the last sweep are at the front.
+        self.by_authority.retain(|_, list| {
+            let stale = list.partition_point(|c| c.returned < epoch);
+            list.drain(..stale);
+            !list.is_empty()
+        });
+        self.epoch += 1;
+        self.last_sweep = Some(now);
+    }
+}
+
+thread_local! {
+    static IDLE: RefCell<Idle> = RefCell::new(Idle::default());
 }
 
 /// Why an exchange failed.
@@ -100,28 +144,39 @@ fn usable(conn: &Conn) -> bool {
         && matches!(conn.link.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
-fn checkout(authority: &Authority) -> Option<Conn> {
-    IDLE.with(|idle| {
-        let mut idle = idle.borrow_mut();
-        let list = idle.get_mut(authority.as_str())?;
-        while let Some(c) = list.pop() {
-            if usable(&c) {
-                return Some(c);
+/// An idle connection to `authority`; with none, a sweep when one is due (a connection is about
+/// to be opened).
+fn checkout(authority: &Authority, idle_timeout: Duration) -> Option<Conn> {
+    IDLE.with_borrow_mut(|idle| {
+        idle.timeout = idle_timeout;
+        if let Some(list) = idle.by_authority.get_mut(authority.as_str()) {
+            while let Some(c) = list.pop() {
+                if usable(&c) {
+                    return Some(c);
+                }
             }
         }
+        idle.sweep_if_due();
         None
     })
 }
 
-fn checkin(authority: &Authority, conn: Conn) {
-    IDLE.with(|idle| {
-        let mut idle = idle.borrow_mut();
-        let list = match idle.get_mut(authority.as_str()) {
+fn checkin(authority: &Authority, mut conn: Conn) {
+    IDLE.with_borrow_mut(|idle| {
+        conn.returned = idle.epoch;
+        let list = match idle.by_authority.get_mut(authority.as_str()) {
             Some(list) => list,
-            None => idle.entry(authority.as_str().into()).or_default(),
+            None => idle
+                .by_authority
+                .entry(authority.as_str().into())
+                .or_default(),
         };
         if list.len() < MAX_IDLE {
             list.push(conn);
+        }
+        idle.returns = idle.returns.wrapping_add(1);
+        if idle.returns % SWEEP_EVERY == 0 {
+            idle.sweep_if_due();
         }
     });
 }
@@ -150,6 +205,7 @@ async fn connect(authority: &Authority, timeout: Duration) -> Result<Conn, PoolE
             spans: Vec::with_capacity(32),
         },
         timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        returned: 0,
     })
 }
 
@@ -183,11 +239,11 @@ pub async fn send(
     authority: &Authority,
     head: Head<'_>,
     mut body: Outgoing,
-    connect_timeout: Duration,
+    (connect_timeout, idle_timeout): (Duration, Duration),
     deadline: tokio::time::Instant,
 ) -> Result<Response<Body>, SendError> {
     loop {
-        let (mut conn, fresh) = match checkout(authority) {
+        let (mut conn, fresh) = match checkout(authority, idle_timeout) {
             Some(c) => (c, false),
             None => {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());

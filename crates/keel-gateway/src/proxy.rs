@@ -703,7 +703,7 @@ async fn attempt(
             &endpoint.authority,
             head,
             body,
-            gw.config.connect_timeout,
+            (gw.config.connect_timeout, gw.config.upstream_idle_timeout),
             started + timeout,
         );
         return match sent.await {

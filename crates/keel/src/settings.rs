@@ -58,6 +58,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("gateway.trusted-proxies", Some("")),
     ("gateway.access-log", Some("off")),
     ("gateway.connect-timeout", Some("1s")),
+    ("gateway.upstream-idle-timeout", Some("60s")),
     ("gateway.response-timeout", Some("15s")),
     ("gateway.admin-token", None),
     ("gateway.admin-bind", None),
@@ -469,6 +470,7 @@ fn gateway_config(layers: &Layers) -> Result<keel_gateway::GatewayConfig, Settin
         trusted_proxies: keel_gateway::TrustedProxies(trusted),
         access_log,
         connect_timeout: layers.require("gateway.connect-timeout")?,
+        upstream_idle_timeout: layers.require("gateway.upstream-idle-timeout")?,
         response_timeout: layers.require("gateway.response-timeout")?,
         admin_token: layers
             .get::<String>("gateway.admin-token")?

@@ -17,6 +17,8 @@ struct WireBackend {
     addr: SocketAddr,
     /// Connections accepted so far.
     accepted: Arc<AtomicUsize>,
+    /// Connections the gateway closed (end of stream between requests).
+    closed: Arc<AtomicUsize>,
     /// Each request as received: head and body bytes, lossily decoded.
     seen: Arc<Mutex<Vec<String>>>,
 }
@@ -105,14 +107,16 @@ impl WireBackend {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
+        let closed = Arc::new(AtomicUsize::new(0));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let (a, sn) = (accepted.clone(), seen.clone());
+        let (a, cl, sn) = (accepted.clone(), closed.clone(), seen.clone());
         tokio::spawn(async move {
             while let Ok((mut s, _)) = listener.accept().await {
                 a.fetch_add(1, Ordering::SeqCst);
-                let sn = sn.clone();
+                let (cl, sn) = (cl.clone(), sn.clone());
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
+                    let _closed = Closed(cl);
                     while let Some(req) = read_request(&mut s, &mut buf).await {
                         let path = req
                             .split_whitespace()
@@ -139,8 +143,18 @@ impl WireBackend {
         WireBackend {
             addr,
             accepted,
+            closed,
             seen,
         }
+    }
+}
+
+/// Counts a connection's end when its task finishes.
+struct Closed(Arc<AtomicUsize>);
+
+impl Drop for Closed {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -270,4 +284,46 @@ async fn pooled_connections_the_backend_closed_are_not_used() {
         assert_eq!(r.text().await.unwrap(), "ok");
     }
     assert_eq!(backend.seen.lock().unwrap().len(), 20);
+}
+
+/// An upstream connection left unused past the idle timeout is closed, as nginx's upstream
+/// `keepalive_timeout` closes it: connections to an instance that stopped getting requests (it
+/// deregistered, or its route went) do not stay open for the life of the gateway.
+#[tokio::test]
+async fn idle_upstream_connections_are_closed_after_the_idle_timeout() {
+    let (old, new) = (WireBackend::start().await, WireBackend::start().await);
+    let routes = format!(
+        "spring.cloud.gateway.routes:\n  - id: old\n    uri: http://{}\n    predicates: [Path=/wire/**]\n  \
+         - id: new\n    uri: http://{}\n    predicates: [Path=/new/**]\n    filters: [StripPrefix=1]\n",
+        old.addr, new.addr
+    );
+    let config = GatewayConfig {
+        upstream_idle_timeout: std::time::Duration::from_millis(200),
+        ..GatewayConfig::default()
+    };
+    let g = TestGateway::start(config, &routes).await;
+    let c = client();
+    for _ in 0..3 {
+        let r = c.get(g.url("/wire/x")).send().await.unwrap();
+        assert_eq!(r.text().await.unwrap(), "echo");
+    }
+    // Kept alive and reused while in use.
+    assert_eq!(old.accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(old.closed.load(Ordering::SeqCst), 0);
+    // Traffic elsewhere only, past the idle timeout: the old backend's connection is closed.
+    keel_test_support::eventually(
+        std::time::Duration::from_secs(20),
+        "the idle connection to the unused backend to close",
+        || async {
+            for _ in 0..64 {
+                let r = c.get(g.url("/new/x")).send().await.ok()?;
+                assert_eq!(r.text().await.ok()?, "echo");
+            }
+            (old.closed.load(Ordering::SeqCst) == 1).then_some(())
+        },
+    )
+    .await;
+    // The backend still in use kept its connection throughout.
+    assert_eq!(new.accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(new.closed.load(Ordering::SeqCst), 0);
 }
