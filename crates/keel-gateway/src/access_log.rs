@@ -212,7 +212,6 @@ impl Line<'_> {
     }
 }
 
-/// A JSON string: copied as it is unless a byte needs escaping, which `serde_json` then does.
 /// Milliseconds since the Unix epoch at `at`, an instant on tokio's clock: the wall clock is read
 /// once a second per thread and the request's own clock reading carries it forward, so a line's
 /// timestamp costs no clock read of its own.
@@ -237,6 +236,7 @@ pub fn unix_millis(at: tokio::time::Instant) -> u64 {
     })
 }
 
+/// A JSON string: copied as it is unless a byte needs escaping, which `serde_json` then does.
 fn json_str(out: &mut Vec<u8>, s: &str) {
     // A fold without early exit, so the compiler checks many bytes at once.
     if s.bytes().fold(false, |esc, b| {

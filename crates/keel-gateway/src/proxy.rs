@@ -663,13 +663,14 @@ enum Attempt {
     TimedOut,
 }
 
+/// One try at `endpoint`; the response head must arrive by `deadline`.
 async fn attempt(
     gw: &Gateway,
     endpoint: &Endpoint,
     parts: &http::request::Parts,
     path: &str,
     body: pool::Outgoing,
-    (started, timeout): (Instant, Duration),
+    deadline: Instant,
     h2c: bool,
 ) -> Attempt {
     // An unchanged path reuses the request's own path-and-query (a shared buffer): no copy, no parse.
@@ -704,7 +705,7 @@ async fn attempt(
             head,
             body,
             (gw.config.connect_timeout, gw.config.upstream_idle_timeout),
-            started + timeout,
+            deadline,
         );
         return match sent.await {
             Ok(resp) => Attempt::Response(resp),
@@ -731,7 +732,7 @@ async fn attempt(
     // Upgrades exist only in HTTP/1.1, whatever the backend otherwise speaks.
     let h2c = h2c && !upgrade;
     let client = client::upstream(gw.config.connect_timeout, h2c);
-    match tokio::time::timeout_at(started + timeout, client.request(req)).await {
+    match tokio::time::timeout_at(deadline, client.request(req)).await {
         Ok(Ok(resp)) => Attempt::Response(resp.map(Body::new)),
         Ok(Err(e)) if e.is_connect() => Attempt::NotSent(error_chain(&e)),
         Ok(Err(e)) => Attempt::Failed(error_chain(&e)),
@@ -784,7 +785,7 @@ async fn forward_once(
         &parts,
         path,
         payload.take(),
-        (t, route.response_timeout),
+        t + route.response_timeout,
         route.h2c || endpoint.h2c,
     )
     .await;
@@ -926,7 +927,7 @@ async fn forward_to_service(
             &parts,
             path,
             payload.take(),
-            (at, route.response_timeout),
+            at + route.response_timeout,
             route.h2c || pick.endpoint().h2c,
         )
         .await;

@@ -94,7 +94,7 @@ pub(super) async fn fallback(
                     &p,
                     &fpath,
                     crate::pool::Outgoing::Full(bytes::Bytes::new()),
-                    (tokio::time::Instant::now(), route.response_timeout),
+                    tokio::time::Instant::now() + route.response_timeout,
                     false,
                 )
                 .await
