@@ -46,6 +46,12 @@ async fn backend() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
     (addr, seen)
 }
 
+/// A URL nothing listens at, for the registry: these tests need none.
+fn unused_url() -> String {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", dead.local_addr().unwrap())
+}
+
 /// `GET path` over TLS, trusting only `root` and naming `localhost`; the raw response.
 async fn get_tls(addr: SocketAddr, root: &CertificateDer<'static>, path: &str) -> String {
     let mut roots = rustls::RootCertStore::empty();
@@ -93,10 +99,7 @@ async fn keel_gateway_serves_tls_on_its_port_and_admin_on_the_admin_bind() {
         ),
     )
     .unwrap();
-    // Nothing listens at the registry URL: this test needs no registry.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let registry_url = format!("http://{}", dead.local_addr().unwrap());
-    drop(dead);
+    let registry_url = unused_url();
     let gateway = KeelProcess::start(
         keel(),
         &["gateway", "--bind", "127.0.0.1:0"],
@@ -157,9 +160,7 @@ async fn a_route_file_that_is_not_utf8_is_reported_and_the_old_routes_keep_servi
         )
     };
     std::fs::write(&routes, table("/old/**")).unwrap();
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let registry_url = format!("http://{}", dead.local_addr().unwrap());
-    drop(dead);
+    let registry_url = unused_url();
     let gateway = KeelProcess::start(
         keel(),
         &["gateway", "--bind", "127.0.0.1:0"],
