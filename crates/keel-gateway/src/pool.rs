@@ -496,7 +496,7 @@ fn parse_head(
         let count = spans.len();
         let head = buf.split_to(len).freeze();
         // Room for what the proxy adds (X-Request-Id, response filters) without growing the map.
-        let mut headers = HeaderMap::with_capacity(count + 4);
+        let mut headers = keel_server::header_map(count + 4);
         for &(n0, n1, v0, v1) in spans.iter() {
             let name = HeaderName::from_bytes(&head[n0..n1]).map_err(|_| invalid("header name"))?;
             let value = HeaderValue::from_maybe_shared(head.slice(v0..v1))

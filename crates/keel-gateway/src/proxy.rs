@@ -417,7 +417,7 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
 
     let mut resp = match &service {
         Some(s) => {
-            forward_to_service(&gw, &route, s, &mut ledger, parts, body, &path, max_body).await
+            forward_to_service(&gw, &route, s, &mut ledger, &parts, body, &path, max_body).await
         }
         None => match &route.target {
             Target::Url { endpoint, base } => {
@@ -432,7 +432,7 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
                     &route,
                     endpoint,
                     &mut ledger,
-                    parts,
+                    &parts,
                     body,
                     &full,
                     max_body,
@@ -449,6 +449,8 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
             ),
         },
     };
+    // The upstream request is written and no retry remains: its map goes back for the next message.
+    keel_server::recycle_header_map(std::mem::take(&mut parts.headers));
 
     let switched = if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         match protocol::switch(&mut resp, client_upgrade) {
@@ -764,7 +766,7 @@ async fn forward_once(
     route: &Route,
     endpoint: &Endpoint,
     ledger: &mut Ledger,
-    parts: http::request::Parts,
+    parts: &http::request::Parts,
     body: Body,
     path: &str,
     max_body: Option<u64>,
@@ -782,7 +784,7 @@ async fn forward_once(
     let result = attempt(
         gw,
         endpoint,
-        &parts,
+        parts,
         path,
         payload.take(),
         t + route.response_timeout,
@@ -806,7 +808,7 @@ async fn forward_once(
                 gw,
                 route,
                 ledger,
-                &parts,
+                parts,
                 path,
                 StatusCode::GATEWAY_TIMEOUT,
                 "timeout",
@@ -819,7 +821,7 @@ async fn forward_once(
                 gw,
                 route,
                 ledger,
-                &parts,
+                parts,
                 path,
                 StatusCode::BAD_GATEWAY,
                 "upstream_error",
@@ -839,7 +841,7 @@ async fn forward_to_service(
     route: &Route,
     service: &Arc<Service>,
     ledger: &mut Ledger,
-    parts: http::request::Parts,
+    parts: &http::request::Parts,
     body: Body,
     path: &str,
     max_body: Option<u64>,
@@ -851,7 +853,7 @@ async fn forward_to_service(
             gw,
             route,
             ledger,
-            &parts,
+            parts,
             path,
             StatusCode::SERVICE_UNAVAILABLE,
             "breaker_open",
@@ -869,7 +871,7 @@ async fn forward_to_service(
                     gw,
                     route,
                     ledger,
-                    &parts,
+                    parts,
                     path,
                     StatusCode::SERVICE_UNAVAILABLE,
                     "overloaded",
@@ -924,7 +926,7 @@ async fn forward_to_service(
         let result = attempt(
             gw,
             pick.endpoint(),
-            &parts,
+            parts,
             path,
             payload.take(),
             at + route.response_timeout,
@@ -964,7 +966,7 @@ async fn forward_to_service(
                         gw,
                         route,
                         ledger,
-                        &parts,
+                        parts,
                         path,
                         status,
                         "upstream_status",
@@ -994,7 +996,7 @@ async fn forward_to_service(
                         gw,
                         route,
                         ledger,
-                        &parts,
+                        parts,
                         path,
                         status,
                         "upstream_status",
@@ -1035,7 +1037,7 @@ async fn forward_to_service(
                     gw,
                     route,
                     ledger,
-                    &parts,
+                    parts,
                     path,
                     StatusCode::GATEWAY_TIMEOUT,
                     "timeout",
@@ -1053,7 +1055,7 @@ async fn forward_to_service(
     }
     finish_call(service, permit, token, Outcome::Failure);
     let (status, reason, msg) = last_error;
-    upstream_failure(gw, route, ledger, &parts, path, status, reason, &msg).await
+    upstream_failure(gw, route, ledger, parts, path, status, reason, &msg).await
 }
 
 fn finish_call(

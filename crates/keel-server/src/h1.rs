@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 use axum::body::Body;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -252,7 +252,7 @@ fn parse(buf: &[u8], at: &mut [HeaderAt; MAX_HEADERS]) -> Result<Option<Parsed>,
 fn build(head: &Bytes, parsed: &Parsed, at: &[HeaderAt]) -> Option<Request<()>> {
     let (start, len) = parsed.path;
     let uri = Uri::from_maybe_shared(head.slice(start..start + len)).ok()?;
-    let mut headers = HeaderMap::with_capacity(parsed.headers + EXTRA_HEADERS);
+    let mut headers = crate::spare::header_map(parsed.headers + EXTRA_HEADERS);
     for h in &at[..parsed.headers] {
         let (ns, nl) = h.name;
         let (vs, vl) = h.value;
@@ -390,6 +390,8 @@ impl Exchange {
             Framing::Chunked
         };
         out.extend_from_slice(b"\r\n");
+        // The head is written out: its map goes back for the next message.
+        crate::spare::recycle_header_map(parts.headers);
         let mut sent = 0u64;
         if !matches!(framing, Framing::Empty) {
             loop {

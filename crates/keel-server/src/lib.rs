@@ -12,6 +12,7 @@ mod limits;
 mod metrics;
 mod serve;
 mod shutdown;
+mod spare;
 
 pub use bind::{BoundListener, bind};
 pub use health::{Health, HealthIndicator, HealthRegistry, HealthReport, Status};
@@ -20,3 +21,4 @@ pub use limits::HttpLimits;
 pub use metrics::{HttpMetrics, MetricsRegistry};
 pub use serve::{Common, Handler, app, serve, serve_handler, serve_tls, serve_workers};
 pub use shutdown::{Shutdown, ShutdownConfig};
+pub use spare::{header_map, recycle_header_map};
