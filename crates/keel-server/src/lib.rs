@@ -13,6 +13,7 @@ mod metrics;
 mod serve;
 mod shutdown;
 mod spare;
+mod spread;
 
 pub use bind::{BoundListener, bind};
 pub use health::{Health, HealthIndicator, HealthRegistry, HealthReport, Status};

@@ -19,6 +19,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::h1;
 use crate::metrics::{Recorder, prometheus, record};
+use crate::spread::{Live, Seat, Spread};
 use crate::{
     BoundListener, HealthRegistry, HealthReport, HttpLimits, HttpMetrics, MetricsRegistry, Shutdown,
 };
@@ -144,7 +145,7 @@ async fn readiness(State(s): State<ActuatorState>) -> Response {
 /// Serves `router` on `listener` until the shutdown sequence stops listeners, then lets in-flight
 /// requests finish until the drain deadline. HTTP/1.1 and HTTP/2 (prior knowledge) are both served.
 pub async fn serve(listener: BoundListener, router: Router, common: &Common) {
-    serve_with(listener, router, common, None).await;
+    serve_with(listener, router, common, None, None).await;
 }
 
 /// [`serve`] for any [`Handler`], on the calling runtime, with TLS when `tls` is given: what each
@@ -155,7 +156,7 @@ pub async fn serve_handler<H: Handler>(
     common: &Common,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
-    serve_with(listener, handler, common, tls).await;
+    serve_with(listener, handler, common, tls, None).await;
 }
 
 /// [`serve`] over TLS: each connection is handshaken with `tls` first (in its own task, within the
@@ -167,13 +168,15 @@ pub async fn serve_tls(
     common: &Common,
     tls: tokio_rustls::TlsAcceptor,
 ) {
-    serve_with(listener, router, common, Some(tls)).await;
+    serve_with(listener, router, common, Some(tls), None).await;
 }
 
 /// [`serve`] (or [`serve_tls`]) on `workers` threads, each running its own single-threaded runtime
 /// that accepts from the same socket. A connection, its requests and whatever they start (the
 /// gateway's upstream connections, kept in per-thread pools) stay on one thread, as in nginx's
-/// workers, so no request pays for waking another thread. Returns when every worker has drained.
+/// workers, so no request pays for waking another thread. A worker that accepts a connection while
+/// it serves a few more than the least busy one hands it over (`spread.rs`), so a burst
+/// of connections does not all land on whichever worker woke first. Returns when every worker has drained.
 pub async fn serve_workers<H: Handler>(
     listener: BoundListener,
     handler: H,
@@ -193,8 +196,11 @@ pub async fn serve_workers<H: Handler>(
             return;
         }
     };
+    let workers = workers.max(1);
+    let mut seats = Spread::seats(workers).into_iter();
     let mut done = Vec::new();
-    for n in 0..workers.max(1) {
+    for n in 0..workers {
+        let seat = seats.next();
         let socket = match std_listener.try_clone() {
             Ok(s) => s,
             Err(e) => {
@@ -225,7 +231,7 @@ pub async fn serve_workers<H: Handler>(
                                 listener,
                                 local_addr,
                             };
-                            serve_with(bound, handler, &common, tls).await;
+                            serve_with(bound, handler, &common, tls, seat).await;
                         }
                         Err(e) => tracing::error!(component, error = %e, "worker cannot listen"),
                     }
@@ -265,6 +271,7 @@ async fn serve_with<H: Handler>(
     handler: H,
     common: &Common,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    mut seat: Option<Seat>,
 ) {
     let BoundListener {
         component,
@@ -296,9 +303,16 @@ async fn serve_with<H: Handler>(
         header_read_timeout: common.limits.header_read_timeout,
     };
     loop {
-        let (stream, peer) = tokio::select! {
+        // `live` keeps the connection in this worker's count (see `spread`) until its task ends.
+        let (stream, peer, live): (_, _, Option<Live>) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
+                Ok((stream, peer)) => match &seat {
+                    Some(seat) => match seat.place(stream, peer) {
+                        Some((stream, peer, live)) => (stream, peer, Some(live)),
+                        None => continue,
+                    },
+                    None => (stream, peer, None),
+                },
                 Err(e) => {
                     // EMFILE and friends: back off briefly rather than spinning.
                     tracing::warn!(component, error = %e, "accept failed");
@@ -306,6 +320,12 @@ async fn serve_with<H: Handler>(
                     continue;
                 }
             },
+            Some((stream, peer, live)) = async {
+                match &mut seat {
+                    Some(seat) => seat.handed().await,
+                    None => std::future::pending().await,
+                }
+            } => (stream, peer, Some(live)),
             () = shutdown.stopped_accepting() => break,
         };
         let _ = stream.set_nodelay(true);
@@ -318,6 +338,7 @@ async fn serve_with<H: Handler>(
                 shutdown.clone(),
             );
             tracker.spawn(async move {
+                let _live = live;
                 let ready = || shutdown.is_ready();
                 let end = h1::serve(stream, peer, &handler, h1_settings, &stop, ready).await;
                 let h1::End::HandOff(stream, read) = end else {
@@ -339,6 +360,7 @@ async fn serve_with<H: Handler>(
                 .into_owned();
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
+                let _live = live;
                 if let Err(e) = conn.await {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
@@ -347,6 +369,7 @@ async fn serve_with<H: Handler>(
         };
         let (tls, builder, watcher) = (tls.clone(), builder.clone(), graceful.watcher());
         tokio::spawn(async move {
+            let _live = live;
             let stream = match tokio::time::timeout(handshake_timeout, tls.accept(stream)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Answers `/echo` with the request's body, method and length, `/stream` with a body whose second
 /// part waits for the test's signal, `/chunks` with a body of unknown length, `/close` with
-/// `Connection: close`.
+/// `Connection: close`, `/thread` with the name of the thread that served it.
 #[derive(Clone, Default)]
 struct TestHandler {
     gate: Arc<Mutex<Option<oneshot::Receiver<()>>>>,
@@ -75,6 +75,9 @@ impl Handler for TestHandler {
                     });
                     Response::new(Body::new(Channel(rx)))
                 }
+                "/thread" => Response::new(Body::from(
+                    std::thread::current().name().unwrap_or("").to_owned(),
+                )),
                 "/close" => Response::builder()
                     .header("connection", "close")
                     .body(Body::from("bye"))
@@ -96,10 +99,10 @@ struct Server {
     task: tokio::task::JoinHandle<()>,
 }
 
-async fn start(header_read_timeout: Duration) -> Server {
+fn common(header_read_timeout: Duration) -> Common {
     let mut registry = prometheus_client::registry::Registry::with_prefix("keel");
     let http_metrics = HttpMetrics::new(&mut registry);
-    let common = Common {
+    Common {
         shutdown: Shutdown::new(ShutdownConfig::default()),
         health: HealthRegistry::new(),
         metrics: MetricsRegistry::new(registry),
@@ -109,7 +112,11 @@ async fn start(header_read_timeout: Duration) -> Server {
             max_header_bytes: 8 * 1024,
             header_read_timeout,
         },
-    };
+    }
+}
+
+async fn start(header_read_timeout: Duration) -> Server {
+    let common = common(header_read_timeout);
     let listener = keel_server::bind("test", "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -416,5 +423,49 @@ async fn slow_heads_are_cut_off_and_shutdown_closes_idle_connections() {
     tokio::time::timeout(Duration::from_secs(20), server.task)
         .await
         .expect("serving did not end after the drain")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_burst_of_connections_is_spread_over_the_workers() {
+    let common = common(Duration::from_secs(20));
+    let listener = keel_server::bind("test", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr;
+    let c = common.clone();
+    let task = tokio::spawn(async move {
+        keel_server::serve_workers(listener, TestHandler::default(), &c, None, 2).await
+    });
+    // Opened at once, before any is used: queued on the shared socket for whichever worker wakes.
+    let mut conns = Vec::new();
+    for _ in 0..20 {
+        conns.push(TcpStream::connect(addr).await.unwrap());
+    }
+    let mut served = std::collections::BTreeMap::<String, usize>::new();
+    for s in &mut conns {
+        s.write_all(b"GET /thread HTTP/1.1\r\nhost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = read_answer(s, &mut BytesMut::new()).await;
+        assert_eq!(answer.status, 200);
+        *served
+            .entry(String::from_utf8(answer.body).unwrap())
+            .or_default() += 1;
+    }
+    assert_eq!(
+        served.len(),
+        2,
+        "both workers serve connections: {served:?}"
+    );
+    assert!(
+        served.values().all(|&n| n >= 8),
+        "connections spread evenly: {served:?}"
+    );
+    drop(conns);
+    common.shutdown.begin().await;
+    tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .expect("workers stop")
         .unwrap();
 }
