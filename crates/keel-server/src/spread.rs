@@ -93,16 +93,10 @@ impl Seat {
         peer: SocketAddr,
     ) -> Option<(TcpStream, SocketAddr, Live)> {
         let spread = &self.spread;
-        let mine = spread.live[self.me].0.load(Ordering::Relaxed);
-        let least = spread
-            .live
-            .iter()
-            .enumerate()
-            .min_by_key(|(_, c)| c.0.load(Ordering::Relaxed))
-            .filter(|(_, c)| c.0.load(Ordering::Relaxed) + SLACK <= mine)
-            .map(|(i, _)| i);
+        let load = |i: usize| spread.live[i].0.load(Ordering::Relaxed);
+        let least = (0..spread.live.len()).min_by_key(|&i| load(i));
         if let Some(to) = least
-            && to != self.me
+            && load(to) + SLACK <= load(self.me)
         {
             // Counted there at once, so a burst is split rather than all sent to one worker.
             let live = spread.count(to);
