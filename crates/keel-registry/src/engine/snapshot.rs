@@ -1,5 +1,6 @@
 //! Immutable views of the registry: the full snapshot and the delta, each encoded at most once.
 
+use std::io::Write as _;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -14,8 +15,7 @@ use super::record::Record;
 pub struct AppSnapshot {
     pub name: AppName,
     pub instances: Vec<Arc<Record>>,
-    json: OnceLock<Bytes>,
-    xml: OnceLock<Bytes>,
+    encodings: Encodings,
 }
 
 impl AppSnapshot {
@@ -23,14 +23,19 @@ impl AppSnapshot {
         Self {
             name,
             instances,
-            json: OnceLock::new(),
-            xml: OnceLock::new(),
+            encodings: Encodings::default(),
         }
+    }
+
+    /// [`encoded`](Self::encoded), gzipped: built once per version, not per request (Eureka's
+    /// `ResponseCache` keeps its gzipped payloads too).
+    pub fn encoded_gzip(&self, format: Format) -> Bytes {
+        self.encodings.gzip(format, || self.encoded(format))
     }
 
     /// `{"application":{...}}` / `<application>…</application>`.
     pub fn encoded(&self, format: Format) -> Bytes {
-        cached(&self.json, &self.xml, format, |out| {
+        self.encodings.plain(format, |out| {
             let mut size = DocumentSize::default();
             size.app(&self.name, self.instances.iter(), format);
             out.reserve_exact(size.bytes());
@@ -51,8 +56,7 @@ pub struct Snapshot {
     /// Sorted by name; no application is empty.
     pub apps: Vec<Arc<AppSnapshot>>,
     pub counts: StatusCounts,
-    json: OnceLock<Bytes>,
-    xml: OnceLock<Bytes>,
+    encodings: Encodings,
 }
 
 impl Snapshot {
@@ -61,8 +65,7 @@ impl Snapshot {
             version,
             apps,
             counts,
-            json: OnceLock::new(),
-            xml: OnceLock::new(),
+            encodings: Encodings::default(),
         }
     }
 
@@ -104,9 +107,15 @@ impl Snapshot {
         self.apps.iter().flat_map(|a| a.instances.iter())
     }
 
+    /// [`encoded`](Self::encoded), gzipped: built once per version, not per request (Eureka's
+    /// `ResponseCache` keeps its gzipped payloads too).
+    pub fn encoded_gzip(&self, format: Format) -> Bytes {
+        self.encodings.gzip(format, || self.encoded(format))
+    }
+
     /// `GET /apps`: `versions__delta` is always 1 in a full fetch, as in Eureka.
     pub fn encoded(&self, format: Format) -> Bytes {
-        cached(&self.json, &self.xml, format, |out| {
+        self.encodings.plain(format, |out| {
             encode_filtered(format, 1, &self.hashcode(), &self.apps, |_| true, out);
         })
     }
@@ -174,8 +183,7 @@ pub struct Delta {
     pub apps: Vec<(AppName, Vec<Arc<Record>>)>,
     /// Monotonic ms after which the oldest entry leaves the window and the delta is rebuilt.
     pub(crate) valid_until: u64,
-    json: OnceLock<Bytes>,
-    xml: OnceLock<Bytes>,
+    encodings: Encodings,
 }
 
 impl Delta {
@@ -190,15 +198,20 @@ impl Delta {
             hashcode,
             apps,
             valid_until,
-            json: OnceLock::new(),
-            xml: OnceLock::new(),
+            encodings: Encodings::default(),
         }
+    }
+
+    /// [`encoded`](Self::encoded), gzipped: built once per version, not per request (Eureka's
+    /// `ResponseCache` keeps its gzipped payloads too).
+    pub fn encoded_gzip(&self, format: Format) -> Bytes {
+        self.encodings.gzip(format, || self.encoded(format))
     }
 
     /// `versions__delta` is the registry version, so an unchanged registry yields an
     /// identical delta and py-eureka-client skips merging it.
     pub fn encoded(&self, format: Format) -> Bytes {
-        cached(&self.json, &self.xml, format, |out| {
+        self.encodings.plain(format, |out| {
             let version = i64::try_from(self.version).unwrap_or(i64::MAX);
             let mut size = DocumentSize::default();
             for (name, records) in &self.apps {
@@ -251,20 +264,44 @@ impl DocumentSize {
     }
 }
 
-fn cached(
-    json: &OnceLock<Bytes>,
-    xml: &OnceLock<Bytes>,
-    format: Format,
-    build: impl FnOnce(&mut Vec<u8>),
-) -> Bytes {
-    let cell = match format {
-        Format::Json => json,
-        Format::Xml => xml,
-    };
-    cell.get_or_init(|| {
-        let mut out = Vec::new();
-        build(&mut out);
-        Bytes::from(out)
-    })
-    .clone()
+/// A document's encodings, each built at most once: JSON and XML, plain and gzipped.
+#[derive(Debug, Default)]
+struct Encodings {
+    plain: [OnceLock<Bytes>; 2],
+    gzip: [OnceLock<Bytes>; 2],
+}
+
+impl Encodings {
+    fn slot(format: Format) -> usize {
+        match format {
+            Format::Json => 0,
+            Format::Xml => 1,
+        }
+    }
+
+    fn plain(&self, format: Format, build: impl FnOnce(&mut Vec<u8>)) -> Bytes {
+        self.plain[Self::slot(format)]
+            .get_or_init(|| {
+                let mut out = Vec::new();
+                build(&mut out);
+                Bytes::from(out)
+            })
+            .clone()
+    }
+
+    fn gzip(&self, format: Format, plain: impl FnOnce() -> Bytes) -> Bytes {
+        self.gzip[Self::slot(format)]
+            .get_or_init(|| {
+                let plain = plain();
+                // Documents compress about 20:1 (instances repeat the same keys).
+                let mut gz = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(plain.len() / 8 + 64),
+                    flate2::Compression::default(),
+                );
+                gz.write_all(&plain)
+                    .expect("writing into a Vec cannot fail");
+                Bytes::from(gz.finish().expect("writing into a Vec cannot fail"))
+            })
+            .clone()
+    }
 }

@@ -7,8 +7,8 @@ use bytes::Bytes;
 use keel_eureka::{Format, decode_instance, write_instance_document};
 
 use super::respond::{
-    BadRequest, LeaseParams, app_name, bad_request, document, instance_id, not_found, ok, origin,
-    response_format,
+    BadRequest, LeaseParams, app_name, bad_request, document, instance_id, negotiated, not_found,
+    ok, origin, response_format,
 };
 use crate::engine::{Registry, RenewOutcome};
 
@@ -142,13 +142,25 @@ fn found(found: bool) -> Response {
 /// `GET /apps`: the full registry, never staler than the last acknowledged write.
 pub(crate) async fn get_apps(State(registry): State<Registry>, headers: HeaderMap) -> Response {
     let format = response_format(&headers);
-    document(format, registry.snapshot().encoded(format))
+    let snapshot = registry.snapshot();
+    negotiated(
+        format,
+        &headers,
+        || snapshot.encoded(format),
+        || snapshot.encoded_gzip(format),
+    )
 }
 
 /// `GET /apps/delta`: changes of the last three minutes with the full registry's hashcode.
 pub(crate) async fn get_delta(State(registry): State<Registry>, headers: HeaderMap) -> Response {
     let format = response_format(&headers);
-    document(format, registry.delta().encoded(format))
+    let delta = registry.delta();
+    negotiated(
+        format,
+        &headers,
+        || delta.encoded(format),
+        || delta.encoded_gzip(format),
+    )
 }
 
 /// `GET /apps/{APP}`: 200 or 404.
@@ -161,7 +173,12 @@ pub(crate) async fn get_app(
     let format = response_format(&headers);
     let snapshot = registry.snapshot();
     Ok(match snapshot.app(&app) {
-        Some(a) => document(format, a.encoded(format)),
+        Some(a) => negotiated(
+            format,
+            &headers,
+            || a.encoded(format),
+            || a.encoded_gzip(format),
+        ),
         None => not_found(),
     })
 }

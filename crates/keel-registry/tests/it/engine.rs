@@ -377,3 +377,44 @@ async fn local_writes_reach_the_observer_and_replicated_ones_do_not() {
         ]
     );
 }
+
+/// Each document's gzipped copy is built once per version: asking again returns the same bytes
+/// (same buffer), and they decompress to the plain document.
+#[tokio::test(start_paused = true)]
+async fn gzipped_documents_are_built_once_per_version() {
+    use keel_eureka::Format;
+    use std::io::Read as _;
+    let r = registry(RegistryConfig::default());
+    r.register(instance("svc", "a", 1, 90), Origin::Client);
+    let gunzip = |body: &[u8]| {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(body)
+            .read_to_end(&mut out)
+            .expect("a gzip stream");
+        out
+    };
+    for format in [Format::Json, Format::Xml] {
+        let snapshot = r.snapshot();
+        let gz = snapshot.encoded_gzip(format);
+        assert_eq!(gz.as_ptr(), r.snapshot().encoded_gzip(format).as_ptr());
+        assert_eq!(gunzip(&gz), snapshot.encoded(format));
+        let app = snapshot.app(&app("svc")).unwrap();
+        assert_eq!(
+            app.encoded_gzip(format).as_ptr(),
+            app.encoded_gzip(format).as_ptr()
+        );
+        assert_eq!(gunzip(&app.encoded_gzip(format)), app.encoded(format));
+        let delta = r.delta();
+        assert_eq!(
+            delta.encoded_gzip(format).as_ptr(),
+            r.delta().encoded_gzip(format).as_ptr()
+        );
+        assert_eq!(gunzip(&delta.encoded_gzip(format)), delta.encoded(format));
+    }
+    // A new version: a new document.
+    let old = r.snapshot().encoded_gzip(Format::Json);
+    r.register(instance("svc", "b", 1, 90), Origin::Client);
+    let new = r.snapshot().encoded_gzip(Format::Json);
+    assert_ne!(old.as_ptr(), new.as_ptr());
+    assert_eq!(gunzip(&new), r.snapshot().encoded(Format::Json));
+}

@@ -215,6 +215,68 @@ async fn every_path_spelling_and_format() {
     assert_eq!(r.headers()["content-encoding"], "gzip");
 }
 
+/// Gzipped documents are the plain ones compressed (for `/apps`, `/apps/delta` and one
+/// application, in JSON and XML; the second answer comes from the cache), a client refusing gzip
+/// gets the plain one, and a write moves the gzipped copy on with the plain one.
+#[tokio::test]
+async fn gzipped_documents_match_the_plain_ones_and_follow_writes() {
+    use std::io::Read as _;
+    let s = server().await;
+    let c = client();
+    assert_eq!(register_orders(&s, "/eureka").await, StatusCode::NO_CONTENT);
+    let fetch = async |path: &str, accept: &str, encoding: &str| {
+        let mut req = c.get(s.url(path)).header("accept", accept);
+        if !encoding.is_empty() {
+            req = req.header("accept-encoding", encoding);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        let headers = r.headers().clone();
+        (headers, r.bytes().await.unwrap().to_vec())
+    };
+    let gunzip = |body: &[u8]| {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(body)
+            .read_to_end(&mut out)
+            .expect("a gzip stream");
+        out
+    };
+    for accept in ["application/json", "application/xml"] {
+        for path in ["/eureka/apps/", "/eureka/apps/delta", "/eureka/apps/ORDERS"] {
+            let (h, plain) = fetch(path, accept, "").await;
+            assert!(h.get("content-encoding").is_none(), "{path}");
+            assert!(!plain.is_empty());
+            for _ in 0..2 {
+                let (h, gz) = fetch(path, accept, "gzip, deflate").await;
+                assert_eq!(h["content-encoding"], "gzip", "{path} {accept}");
+                assert_eq!(h["vary"], "accept-encoding", "{path} {accept}");
+                assert_eq!(h["content-type"].to_str().unwrap(), accept);
+                assert!(gz.len() < plain.len(), "{path} {accept}");
+                assert_eq!(gunzip(&gz), plain, "{path} {accept}");
+            }
+            let (h, body) = fetch(path, accept, "gzip;q=0").await;
+            assert!(h.get("content-encoding").is_none(), "{path} {accept}");
+            assert_eq!(body, plain, "{path} {accept}");
+        }
+    }
+    // A write publishes a new version: its gzipped `/apps` has the new application.
+    let (_, gz) = fetch("/eureka/apps/", "application/json", "gzip").await;
+    let before = decode_applications(Format::Json, &gunzip(&gz)).unwrap();
+    assert_eq!(before.applications.len(), 1);
+    let r = c
+        .post(s.url("/eureka/apps/BILLING/"))
+        .header("content-type", "application/xml")
+        .body(INSTANCE_XML)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let (_, gz) = fetch("/eureka/apps/", "application/json", "gzip").await;
+    let after = decode_applications(Format::Json, &gunzip(&gz)).unwrap();
+    assert_eq!(after.applications.len(), 2);
+    assert_eq!(after.apps_hashcode, "UP_2_");
+}
+
 #[tokio::test]
 async fn bad_input_is_refused_and_changes_nothing() {
     let s = server().await;
