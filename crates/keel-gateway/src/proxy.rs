@@ -733,7 +733,10 @@ async fn attempt(
     *req.uri_mut() = uri;
     // Upgrades exist only in HTTP/1.1, whatever the backend otherwise speaks.
     let h2c = h2c && !upgrade;
-    let client = client::upstream(gw.config.connect_timeout, h2c);
+    let client = client::upstream(
+        (gw.config.connect_timeout, gw.config.upstream_idle_timeout),
+        h2c,
+    );
     match tokio::time::timeout_at(deadline, client.request(req)).await {
         Ok(Ok(resp)) => Attempt::Response(resp.map(Body::new)),
         Ok(Err(e)) if e.is_connect() => Attempt::NotSent(error_chain(&e)),

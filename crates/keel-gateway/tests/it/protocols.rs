@@ -277,3 +277,55 @@ async fn sse_events_arrive_before_the_stream_ends() {
     }
     assert_eq!(rest, b"data: two\n\n");
 }
+
+/// An h2c connection left unused past `upstream_idle_timeout` is closed, as the worker's own
+/// HTTP/1.1 connections are (hyper's pool used to keep it for its own 30 s).
+#[tokio::test]
+async fn idle_h2c_upstream_connections_are_closed_after_the_idle_timeout() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = listener.local_addr().unwrap();
+    let (accepted, closed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (a, c) = (accepted.clone(), closed.clone());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            a.fetch_add(1, Ordering::SeqCst);
+            let c = c.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|_req: Request<Incoming>| async {
+                    Ok::<_, Infallible>(Response::new(http_body_util::Full::new(
+                        Bytes::from_static(b"ok"),
+                    )))
+                });
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+                c.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    let routes = format!(
+        "spring.cloud.gateway.routes:\n  - id: r\n    uri: http://{backend}\n    \
+         predicates: [Path=/h2c/**]\n    filters: [StripPrefix=1]\n    metadata: {{protocol: h2c}}\n"
+    );
+    let config = GatewayConfig {
+        upstream_idle_timeout: std::time::Duration::from_millis(300),
+        ..GatewayConfig::default()
+    };
+    let g = TestGateway::start(config, &routes).await;
+    let c = client();
+    for _ in 0..3 {
+        let r = c.get(g.url("/h2c/x")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().await.unwrap(), "ok");
+    }
+    assert_eq!(closed.load(Ordering::SeqCst), 0, "kept while in use");
+    keel_test_support::eventually(
+        std::time::Duration::from_secs(15),
+        "the idle h2c connection to close",
+        || async {
+            (closed.load(Ordering::SeqCst) == accepted.load(Ordering::SeqCst)).then_some(())
+        },
+    )
+    .await;
+}
