@@ -150,11 +150,19 @@ fn run<S>(svc: &S, threads: usize, iters: u64, pending_once: bool) -> Duration
 where
     S: Service<bool, Response = u64, Error = BoxError> + Clone + Send + 'static,
 {
+    run_each(|| svc.clone(), threads, iters, pending_once)
+}
+
+/// [`run`] with each thread's service from `make` (a stack of its own shares nothing).
+fn run_each<S>(make: impl Fn() -> S, threads: usize, iters: u64, pending_once: bool) -> Duration
+where
+    S: Service<bool, Response = u64, Error = BoxError> + Send + 'static,
+{
     let go = Arc::new(std::sync::Barrier::new(threads));
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
-                let mut svc = svc.clone();
+                let mut svc = make();
                 let go = Arc::clone(&go);
                 s.spawn(move || {
                     let rt = runtime();
@@ -201,6 +209,8 @@ enum Contender {
     Baseline,
     Keel(usize),
     Tower(usize),
+    /// Keel on two threads, each with a stack of its own: what two busy threads cost on this machine.
+    KeelUnshared,
     Single(&'static str),
     Clock,
 }
@@ -211,6 +221,7 @@ impl Contender {
             Contender::Baseline => "1thread/baseline".into(),
             Contender::Keel(t) => format!("{}/keel", threads(t)),
             Contender::Tower(t) => format!("{}/tower", threads(t)),
+            Contender::KeelUnshared => "2threads/keel_unshared".into(),
             Contender::Single(w) => format!("1thread/{w}"),
             Contender::Clock => "clock_read".into(),
         }
@@ -224,6 +235,7 @@ impl Contender {
             Contender::Tower(1) => run_here(rt, tower_stack(), iters, pending_once),
             Contender::Keel(t) => run(&keel_stack(), t, iters, pending_once),
             Contender::Tower(t) => run(&tower_stack(), t, iters, pending_once),
+            Contender::KeelUnshared => run_each(keel_stack, 2, iters, pending_once),
             Contender::Single(w) => run_here(rt, single_layer(w), iters, pending_once),
             Contender::Clock => {
                 let start = Instant::now();
@@ -249,6 +261,7 @@ fn contenders() -> Vec<Contender> {
         Contender::Tower(2),
     ];
     v.extend(SINGLE.map(Contender::Single));
+    v.push(Contender::KeelUnshared);
     v
 }
 
@@ -326,12 +339,16 @@ fn main() {
         }
         let single: Vec<String> = SINGLE
             .iter()
-            .zip(&m[5..])
+            .zip(&m[5..5 + SINGLE.len()])
             .map(|(w, v)| format!("{w} {v:.1}"))
             .collect();
         println!(
             "  {mode:<12} one boxed layer each, 1 thread: {}",
             single.join(", ")
+        );
+        println!(
+            "  {mode:<12} 2 threads, each with a keel stack of its own (nothing shared): {:.1}",
+            m[5 + SINGLE.len()]
         );
     }
     println!(
