@@ -11,7 +11,7 @@ use keel_registry::{
 };
 use tokio::time::sleep;
 
-use crate::support::{EPOCH_MS, app, id, instance, statuses};
+use crate::support::{EPOCH_MS, app, gunzip, id, instance, statuses};
 
 fn registry(config: RegistryConfig) -> Registry {
     Registry::new(config, Arc::new(TokioClock::new(EPOCH_MS)))
@@ -383,16 +383,8 @@ async fn local_writes_reach_the_observer_and_replicated_ones_do_not() {
 #[tokio::test(start_paused = true)]
 async fn gzipped_documents_are_built_once_per_version() {
     use keel_eureka::Format;
-    use std::io::Read as _;
     let r = registry(RegistryConfig::default());
     r.register(instance("svc", "a", 1, 90), Origin::Client);
-    let gunzip = |body: &[u8]| {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(body)
-            .read_to_end(&mut out)
-            .expect("a gzip stream");
-        out
-    };
     for format in [Format::Json, Format::Xml] {
         let snapshot = r.snapshot();
         let gz = snapshot.encoded_gzip(format);

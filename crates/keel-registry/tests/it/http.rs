@@ -7,7 +7,7 @@ use keel_eureka::{Format, InstanceStatus, decode_applications};
 use keel_registry::{AuthConfig, RegistryConfig, SystemClock};
 use reqwest::StatusCode;
 
-use crate::support::{TestServer, client};
+use crate::support::{TestServer, client, gunzip};
 
 const INSTANCE_JSON: &str = r#"{"instance":{
   "instanceId":"10.0.0.5:orders:8080","hostName":"10.0.0.5","app":"ORDERS","ipAddr":"10.0.0.5",
@@ -33,6 +33,18 @@ async fn register_orders(s: &TestServer, prefix: &str) -> StatusCode {
         .post(s.url(&format!("{prefix}/apps/orders")))
         .header("content-type", "application/json")
         .body(INSTANCE_JSON)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Registers BILLING's instance as XML.
+async fn register_billing(s: &TestServer) -> StatusCode {
+    client()
+        .post(s.url("/eureka/apps/BILLING/"))
+        .header("content-type", "application/xml")
+        .body(INSTANCE_XML)
         .send()
         .await
         .unwrap()
@@ -121,14 +133,7 @@ async fn every_path_spelling_and_format() {
         register_orders(&s, "/eureka/v2").await,
         StatusCode::NO_CONTENT
     );
-    let xml = c
-        .post(s.url("/eureka/apps/BILLING/"))
-        .header("content-type", "application/xml")
-        .body(INSTANCE_XML)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(xml.status(), StatusCode::NO_CONTENT);
+    assert_eq!(register_billing(&s).await, StatusCode::NO_CONTENT);
 
     for path in [
         "/eureka/apps",
@@ -220,7 +225,6 @@ async fn every_path_spelling_and_format() {
 /// gets the plain one, and a write moves the gzipped copy on with the plain one.
 #[tokio::test]
 async fn gzipped_documents_match_the_plain_ones_and_follow_writes() {
-    use std::io::Read as _;
     let s = server().await;
     let c = client();
     assert_eq!(register_orders(&s, "/eureka").await, StatusCode::NO_CONTENT);
@@ -233,13 +237,6 @@ async fn gzipped_documents_match_the_plain_ones_and_follow_writes() {
         assert_eq!(r.status(), StatusCode::OK, "{path}");
         let headers = r.headers().clone();
         (headers, r.bytes().await.unwrap().to_vec())
-    };
-    let gunzip = |body: &[u8]| {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(body)
-            .read_to_end(&mut out)
-            .expect("a gzip stream");
-        out
     };
     for accept in ["application/json", "application/xml"] {
         for path in ["/eureka/apps/", "/eureka/apps/delta", "/eureka/apps/ORDERS"] {
@@ -263,14 +260,7 @@ async fn gzipped_documents_match_the_plain_ones_and_follow_writes() {
     let (_, gz) = fetch("/eureka/apps/", "application/json", "gzip").await;
     let before = decode_applications(Format::Json, &gunzip(&gz)).unwrap();
     assert_eq!(before.applications.len(), 1);
-    let r = c
-        .post(s.url("/eureka/apps/BILLING/"))
-        .header("content-type", "application/xml")
-        .body(INSTANCE_XML)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(register_billing(&s).await, StatusCode::NO_CONTENT);
     let (_, gz) = fetch("/eureka/apps/", "application/json", "gzip").await;
     let after = decode_applications(Format::Json, &gunzip(&gz)).unwrap();
     assert_eq!(after.applications.len(), 2);

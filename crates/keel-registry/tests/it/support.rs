@@ -100,6 +100,16 @@ impl Drop for TestServer {
     }
 }
 
+/// The decompressed body of a gzip response.
+pub fn gunzip(body: &[u8]) -> Vec<u8> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(body)
+        .read_to_end(&mut out)
+        .expect("a gzip stream");
+    out
+}
+
 /// A client that leaves gzip to the test (it asserts on `Content-Encoding` itself).
 pub fn client() -> reqwest::Client {
     builder().no_gzip().build().unwrap()
