@@ -326,18 +326,14 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
             None if !limiter.spec.deny_empty_key => limiter.check("").await,
             None => {
                 ledger.decision = Some("empty_key");
-                let id = ledger.request_id.clone();
-                return finish(
-                    &gw,
-                    ledger,
-                    respond::error(
-                        StatusCode::FORBIDDEN,
-                        "empty_key",
-                        "no rate-limit key in request",
-                        &path,
-                        &id,
-                    ),
+                let resp = respond::error(
+                    StatusCode::FORBIDDEN,
+                    "empty_key",
+                    "no rate-limit key in request",
+                    ledger.path(),
+                    &ledger.request_id,
                 );
+                return finish(&gw, ledger, resp);
             }
         };
         ledger.limiter = Some(decision.source.as_str());
@@ -444,7 +440,7 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
                 StatusCode::BAD_GATEWAY,
                 "no_target",
                 "route has no target",
-                &path,
+                ledger.path(),
                 &ledger.request_id,
             ),
         },
@@ -462,7 +458,7 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
                     StatusCode::BAD_GATEWAY,
                     "bad_upgrade",
                     msg,
-                    &path,
+                    ledger.path(),
                     &ledger.request_id,
                 );
                 None
@@ -777,7 +773,7 @@ async fn forward_once(
     let mut payload = match payload(gw, &parts.headers, body, max_body).await {
         Ok(p) => p,
         Err((status, reason)) => {
-            return respond::error(status, reason, reason, path, &ledger.request_id);
+            return respond::error(status, reason, reason, ledger.path(), &ledger.request_id);
         }
     };
     ledger.attempts = 1;
@@ -812,7 +808,6 @@ async fn forward_once(
                 route,
                 ledger,
                 parts,
-                path,
                 StatusCode::GATEWAY_TIMEOUT,
                 "timeout",
                 "upstream timed out",
@@ -825,7 +820,6 @@ async fn forward_once(
                 route,
                 ledger,
                 parts,
-                path,
                 StatusCode::BAD_GATEWAY,
                 "upstream_error",
                 &e,
@@ -857,7 +851,6 @@ async fn forward_to_service(
             route,
             ledger,
             parts,
-            path,
             StatusCode::SERVICE_UNAVAILABLE,
             "breaker_open",
             &format!("circuit breaker for service {} is open", service.id),
@@ -875,7 +868,6 @@ async fn forward_to_service(
                     route,
                     ledger,
                     parts,
-                    path,
                     StatusCode::SERVICE_UNAVAILABLE,
                     "overloaded",
                     &format!("service {} is at its concurrency limit", service.id),
@@ -887,13 +879,13 @@ async fn forward_to_service(
     };
     if service.instance_count() == 0 {
         service.breaker.cancel(permit);
-        return no_instance(ledger, service, path);
+        return no_instance(ledger, service);
     }
     let mut payload = match payload(gw, &parts.headers, body, max_body).await {
         Ok(p) => p,
         Err((status, reason)) => {
             service.breaker.cancel(permit);
-            return respond::error(status, reason, reason, path, &ledger.request_id);
+            return respond::error(status, reason, reason, ledger.path(), &ledger.request_id);
         }
     };
     service.budget.deposit();
@@ -970,7 +962,6 @@ async fn forward_to_service(
                         route,
                         ledger,
                         parts,
-                        path,
                         status,
                         "upstream_status",
                         "upstream failed",
@@ -1000,7 +991,6 @@ async fn forward_to_service(
                         route,
                         ledger,
                         parts,
-                        path,
                         status,
                         "upstream_status",
                         "upstream failed",
@@ -1041,7 +1031,6 @@ async fn forward_to_service(
                     route,
                     ledger,
                     parts,
-                    path,
                     StatusCode::GATEWAY_TIMEOUT,
                     "timeout",
                     "upstream timed out",
@@ -1054,11 +1043,11 @@ async fn forward_to_service(
     if ledger.attempts == 0 {
         service.breaker.cancel(permit);
         drop(token);
-        return no_instance(ledger, service, path);
+        return no_instance(ledger, service);
     }
     finish_call(service, permit, token, Outcome::Failure);
     let (status, reason, msg) = last_error;
-    upstream_failure(gw, route, ledger, parts, path, status, reason, &msg).await
+    upstream_failure(gw, route, ledger, parts, status, reason, &msg).await
 }
 
 fn finish_call(
@@ -1078,14 +1067,14 @@ fn finish_call(
     service.publish_state();
 }
 
-fn no_instance(ledger: &mut Ledger, service: &Service, path: &str) -> Response<Body> {
+fn no_instance(ledger: &mut Ledger, service: &Service) -> Response<Body> {
     ledger.decision = Some("no_instance");
     let msg = format!("no healthy instance of service {}", service.id);
     respond::error(
         StatusCode::SERVICE_UNAVAILABLE,
         "no_instance",
         &msg,
-        path,
+        ledger.path(),
         &ledger.request_id,
     )
 }

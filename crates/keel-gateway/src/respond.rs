@@ -3,7 +3,8 @@
 use axum::body::Body;
 use http::{HeaderValue, Response, StatusCode, header};
 
-/// A JSON error in Spring's error shape, plus the reason and request id.
+/// A JSON error in Spring's error shape, plus the reason and request id. `path` is the request's own
+/// (normalised) path, as Spring's error attributes give it, not the one a route forwards.
 pub fn error(
     status: StatusCode,
     reason: &'static str,

@@ -21,7 +21,6 @@ pub(super) async fn upstream_failure(
     route: &Route,
     ledger: &mut Ledger,
     parts: &http::request::Parts,
-    path: &str,
     status: StatusCode,
     reason: &'static str,
     message: &str,
@@ -29,13 +28,10 @@ pub(super) async fn upstream_failure(
     if route.breaker.is_some() && !ledger.in_fallback {
         // Boxed: the fallback's state is large and rare, and every future awaiting this one (the
         // whole request path) would otherwise be sized for it and copied at that size.
-        return Box::pin(fallback(
-            gw, route, ledger, parts, path, status, reason, message,
-        ))
-        .await;
+        return Box::pin(fallback(gw, route, ledger, parts, status, reason, message)).await;
     }
     ledger.decision = Some(reason);
-    respond::error(status, reason, message, path, &ledger.request_id)
+    respond::error(status, reason, message, ledger.path(), &ledger.request_id)
 }
 
 /// The route's CircuitBreaker fallback: a forward inside the gateway, a URL, or a static answer.
@@ -48,14 +44,13 @@ pub(super) async fn fallback(
     route: &Route,
     ledger: &mut Ledger,
     parts: &http::request::Parts,
-    path: &str,
     status: StatusCode,
     reason: &'static str,
     message: &str,
 ) -> Response<Body> {
     let Some(spec) = route.breaker.as_ref().filter(|_| !ledger.in_fallback) else {
         ledger.decision = Some(reason);
-        return respond::error(status, reason, message, path, &ledger.request_id);
+        return respond::error(status, reason, message, ledger.path(), &ledger.request_id);
     };
     ledger.decision = Some("fallback");
     let uri = spec.fallback_uri.as_deref();
@@ -100,10 +95,10 @@ pub(super) async fn fallback(
                 .await
                 {
                     Attempt::Response(r) => into_response(r),
-                    _ => respond::error(status, reason, message, path, &ledger.request_id),
+                    _ => respond::error(status, reason, message, ledger.path(), &ledger.request_id),
                 }
             }
-            _ => respond::error(status, reason, message, path, &ledger.request_id),
+            _ => respond::error(status, reason, message, ledger.path(), &ledger.request_id),
         }
     } else {
         let mut r = Response::new(Body::from(spec.fallback_body.clone().unwrap_or_default()));
