@@ -67,8 +67,8 @@ impl ServiceInstance {
         self.status == InstanceStatus::Up
     }
 
-    /// `http://host:port`, or `https://host:securePort` when only the secure port is enabled;
-    /// `None` when neither port is enabled.
+    /// `https://host:securePort` when the secure port is enabled (Spring Cloud's `isSecure()`),
+    /// else `http://host:port`; `None` when neither port is enabled.
     pub fn base_url(&self) -> Option<String> {
         let host = if self.host.is_empty() {
             &self.ip
@@ -80,9 +80,9 @@ impl ServiceInstance {
         } else {
             host.clone()
         };
-        match (self.port, self.secure_port) {
-            (Some(p), _) => Some(format!("http://{host}:{p}")),
-            (None, Some(p)) => Some(format!("https://{host}:{p}")),
+        match (self.secure_port, self.port) {
+            (Some(p), _) => Some(format!("https://{host}:{p}")),
+            (None, Some(p)) => Some(format!("http://{host}:{p}")),
             (None, None) => None,
         }
     }
@@ -112,8 +112,13 @@ mod tests {
         assert_eq!(s.base_url().as_deref(), Some("http://h:8080"));
         assert!(s.is_up());
 
-        i.port = Port::new(8080, false);
         i.secure_port = Port::new(8443, true);
+        assert_eq!(
+            ServiceInstance::from_info(&i).base_url().as_deref(),
+            Some("https://h:8443"),
+            "the secure port wins when both are enabled"
+        );
+        i.port = Port::new(8080, false);
         i.host_name = "::1".into();
         assert_eq!(
             ServiceInstance::from_info(&i).base_url().as_deref(),

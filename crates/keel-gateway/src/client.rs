@@ -1,34 +1,54 @@
-//! Upstream HTTP client: one pooled hyper client per worker thread, so keep-alive pools take no shared lock.
+//! Upstream HTTP clients: one pooled hyper client per worker thread and kind, so keep-alive pools
+//! take no shared lock. Plain HTTP/1.1 mostly goes through [`pool`](crate::pool) instead; these
+//! carry h2c, upgrades and https.
 
 use std::cell::RefCell;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::body::Body;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 
 pub type Upstream = Client<HttpConnector, Body>;
+pub type SecureUpstream = Client<HttpsConnector<HttpConnector>, Body>;
 
 thread_local! {
     static CLIENT: RefCell<Option<(Timeouts, Upstream)>> = const { RefCell::new(None) };
     static H2C: RefCell<Option<(Timeouts, Upstream)>> = const { RefCell::new(None) };
+    /// Keyed also by the TLS configuration's address, and by whether only HTTP/1.1 may be offered.
+    static HTTPS: RefCell<Vec<(Timeouts, usize, bool, SecureUpstream)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The connect timeout and how long an unused connection is kept (`gateway.upstream-idle-timeout`,
 /// the same as for the worker's own HTTP/1.1 connections).
 pub type Timeouts = (Duration, Duration);
 
-fn build((connect_timeout, idle_timeout): Timeouts, h2c: bool) -> Upstream {
+fn connector(connect_timeout: Duration) -> HttpConnector {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(connect_timeout));
     connector.set_keepalive(Some(Duration::from_secs(60)));
+    connector
+}
+
+fn builder(idle_timeout: Duration) -> hyper_util::client::legacy::Builder {
     let mut builder = Client::builder(TokioExecutor::new());
     builder
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(idle_timeout)
         .pool_max_idle_per_host(256);
+    builder
+}
+
+fn build((connect_timeout, idle_timeout): Timeouts, h2c: bool) -> Upstream {
+    let connector = connector(connect_timeout);
+    let mut builder = builder(idle_timeout);
     if h2c {
         // Prior knowledge: plain TCP spoken as HTTP/2 from the first byte (gRPC backends expect this).
         builder
@@ -54,4 +74,106 @@ pub fn upstream(timeouts: Timeouts, h2c: bool) -> Upstream {
             }
         }
     })
+}
+
+/// This thread's https client for `tls`. ALPN offers h2 and http/1.1, and the backend picks (so
+/// gRPC over TLS stays HTTP/2); `http1_only` offers only http/1.1, for upgrades, which HTTP/2
+/// cannot carry.
+pub fn secure_upstream(timeouts: Timeouts, tls: &UpstreamTls, http1_only: bool) -> SecureUpstream {
+    let config = tls.config();
+    let key = Arc::as_ptr(&config) as usize;
+    HTTPS.with(|c| {
+        let mut c = c.borrow_mut();
+        if let Some((.., client)) = c
+            .iter()
+            .find(|(t, k, h1, _)| *t == timeouts && *k == key && *h1 == http1_only)
+        {
+            return client.clone();
+        }
+        let mut http = connector(timeouts.0);
+        http.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*config).clone())
+            .https_or_http();
+        let https = if http1_only {
+            https.enable_http1().wrap_connector(http)
+        } else {
+            https.enable_all_versions().wrap_connector(http)
+        };
+        let mut builder = builder(timeouts.1);
+        builder.timer(TokioTimer::new());
+        let client = builder.build(https);
+        // A handful of kinds at most; a long-lived thread seeing many configurations (tests) keeps the last few.
+        if c.len() >= 8 {
+            c.remove(0);
+        }
+        c.push((timeouts, key, http1_only, client.clone()));
+        client
+    })
+}
+
+/// Whom https upstreams are trusted to be: the system's root certificates plus the configured CA
+/// files (`gateway.upstream-trusted-ca`, as Spring Cloud Gateway's
+/// `httpclient.ssl.trustedX509Certificates`). The files are read when the gateway starts, so a bad
+/// one stops it; the system's roots are read on the first https request.
+#[derive(Debug, Default)]
+pub struct UpstreamTls {
+    extra: Vec<CertificateDer<'static>>,
+    config: OnceLock<Arc<rustls::ClientConfig>>,
+}
+
+impl UpstreamTls {
+    pub fn load(files: &[PathBuf]) -> Result<Self, String> {
+        let mut extra = Vec::new();
+        for f in files {
+            let shown = f.display();
+            let certs = CertificateDer::pem_file_iter(f)
+                .map_err(|e| format!("{shown}: {e}"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("{shown}: {e}"))?;
+            if certs.is_empty() {
+                return Err(format!("{shown}: no certificate in the file"));
+            }
+            // Refuse what the root store would refuse, now rather than at the first request.
+            let mut probe = rustls::RootCertStore::empty();
+            for c in &certs {
+                probe
+                    .add(c.clone())
+                    .map_err(|e| format!("{shown}: not a usable CA certificate: {e}"))?;
+            }
+            extra.extend(certs);
+        }
+        Ok(UpstreamTls {
+            extra,
+            config: OnceLock::new(),
+        })
+    }
+
+    fn config(&self) -> Arc<rustls::ClientConfig> {
+        self.config
+            .get_or_init(|| {
+                let mut roots = rustls::RootCertStore::empty();
+                let native = rustls_native_certs::load_native_certs();
+                for e in &native.errors {
+                    tracing::warn!(error = %e, "cannot read a system root certificate");
+                }
+                let (_, unusable) = roots.add_parsable_certificates(native.certs);
+                if unusable > 0 {
+                    tracing::debug!(unusable, "system root certificates skipped");
+                }
+                for c in &self.extra {
+                    // Checked in `load`.
+                    let _ = roots.add(c.clone());
+                }
+                let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default protocol versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+                Arc::new(config)
+            })
+            .clone()
+    }
 }

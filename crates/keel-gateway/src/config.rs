@@ -18,6 +18,9 @@ pub struct GatewayConfig {
     pub watch_interval: Duration,
     /// Peers whose `X-Forwarded-*`/`Forwarded` headers are believed.
     pub trusted_proxies: TrustedProxies,
+    /// PEM files of certificate authorities trusted for `https://` upstreams, besides the system's
+    /// root certificates.
+    pub upstream_trusted_ca: Vec<PathBuf>,
     /// Upstream connect timeout (Ribbon's `ConnectTimeout` is 1 s; Zuul's URL routes use 2 s).
     pub connect_timeout: Duration,
     /// Idle upstream connections unused this long are closed (nginx's upstream
@@ -69,6 +72,7 @@ impl Default for GatewayConfig {
             routes_file: None,
             watch_interval: Duration::from_secs(1),
             trusted_proxies: TrustedProxies::default(),
+            upstream_trusted_ca: Vec::new(),
             connect_timeout: Duration::from_secs(1),
             upstream_idle_timeout: Duration::from_secs(60),
             response_timeout: Duration::from_secs(15),

@@ -11,21 +11,33 @@ use keel_client::{Discovery, ServiceInstance};
 use crate::Gateway;
 use crate::upstream::Endpoint;
 
+/// An instance with its secure port enabled is reached over https on that port, as Spring Cloud's
+/// load balancer does (`isSecure()`); otherwise over http on its plain port.
 fn spec(i: &ServiceInstance) -> Option<InstanceSpec<Endpoint>> {
-    let port = i.port?;
-    let host = if i.ip.is_empty() { &i.host } else { &i.ip };
+    let (scheme, port) = match (i.secure_port, i.port) {
+        (Some(p), _) => (http::uri::Scheme::HTTPS, p),
+        (None, Some(p)) => (http::uri::Scheme::HTTP, p),
+        (None, None) => return None,
+    };
+    // A certificate names the host, so https goes to `hostName` (the IP when the instance registered
+    // with `preferIpAddress`); plain http goes straight to the IP.
+    let host = if i.ip.is_empty() || scheme == http::uri::Scheme::HTTPS {
+        &i.host
+    } else {
+        &i.ip
+    };
     let authority = if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
         format!("{host}:{port}")
     };
     let endpoint = Endpoint {
-        scheme: http::uri::Scheme::HTTP,
+        h2c: scheme == http::uri::Scheme::HTTP
+            && i.metadata
+                .get("protocol")
+                .is_some_and(|p| p.eq_ignore_ascii_case("h2c")),
+        scheme,
         authority: authority.parse().ok()?,
-        h2c: i
-            .metadata
-            .get("protocol")
-            .is_some_and(|p| p.eq_ignore_ascii_case("h2c")),
     };
     let spec = InstanceSpec::new(i.id.as_str(), endpoint);
     Some(match &i.zone {

@@ -242,10 +242,11 @@ pub fn compile(spec: &Spec) -> Result<Compiled, FilterError> {
             if let Some(u) = &fallback_uri
                 && !u.starts_with("forward:/")
                 && !u.starts_with("http://")
+                && !u.starts_with("https://")
             {
                 return Err(err(
                     spec,
-                    format!("fallbackUri `{u}` must be `forward:/path` or `http://…`"),
+                    format!("fallbackUri `{u}` must be `forward:/path`, `http://…` or `https://…`"),
                 ));
             }
             O(RouteOption::CircuitBreaker(CircuitBreakerSpec {

@@ -80,6 +80,8 @@ pub enum GatewayError {
     ConfigRoutes(String),
     #[error("rate limiter: {0}")]
     RateLimiter(String),
+    #[error("trusted CA for https upstreams: {0}")]
+    UpstreamTls(String),
     #[error("route `{0}` was not created through the admin API")]
     NotApiRoute(String),
 }
@@ -136,6 +138,7 @@ pub struct Inner {
     pub(crate) services: Services,
     pub(crate) metrics: GatewayMetrics,
     pub(crate) access_log: access_log::AccessLog,
+    pub(crate) upstream_tls: client::UpstreamTls,
     sources: Mutex<Sources>,
     limiters: Limiters,
 }
@@ -156,11 +159,14 @@ impl Gateway {
             .map_err(GatewayError::AccessLog)?;
         let services = Services::new(config.clone(), metrics.clone());
         let limiters = Limiters::new(&config).map_err(GatewayError::RateLimiter)?;
+        let upstream_tls = client::UpstreamTls::load(&config.upstream_trusted_ca)
+            .map_err(GatewayError::UpstreamTls)?;
         let gw = Gateway(Arc::new(Inner {
             table: ArcSwap::from_pointee(Table::empty()),
             services,
             metrics,
             access_log,
+            upstream_tls,
             sources: Mutex::new(Sources::default()),
             limiters,
             config,

@@ -727,13 +727,17 @@ async fn attempt(
         return Attempt::Failed("cannot build upstream URI".into());
     };
     *req.uri_mut() = uri;
-    // Upgrades exist only in HTTP/1.1, whatever the backend otherwise speaks.
-    let h2c = h2c && !upgrade;
-    let client = client::upstream(
-        (gw.config.connect_timeout, gw.config.upstream_idle_timeout),
-        h2c,
-    );
-    match tokio::time::timeout_at(deadline, client.request(req)).await {
+    let timeouts = (gw.config.connect_timeout, gw.config.upstream_idle_timeout);
+    let sent = if endpoint.scheme == http::uri::Scheme::HTTPS {
+        // Upgrades exist only in HTTP/1.1, so they offer only it in ALPN.
+        let client = client::secure_upstream(timeouts, &gw.upstream_tls, upgrade);
+        tokio::time::timeout_at(deadline, client.request(req)).await
+    } else {
+        // Upgrades exist only in HTTP/1.1, whatever the backend otherwise speaks.
+        let client = client::upstream(timeouts, h2c && !upgrade);
+        tokio::time::timeout_at(deadline, client.request(req)).await
+    };
+    match sent {
         Ok(Ok(resp)) => Attempt::Response(resp.map(Body::new)),
         Ok(Err(e)) if e.is_connect() => Attempt::NotSent(error_chain(&e)),
         Ok(Err(e)) => Attempt::Failed(error_chain(&e)),
@@ -879,7 +883,7 @@ async fn forward_to_service(
     };
     if service.instance_count() == 0 {
         service.breaker.cancel(permit);
-        return no_instance(ledger, service);
+        return no_instance(gw, route, ledger, parts, service).await;
     }
     let mut payload = match payload(gw, &parts.headers, body, max_body).await {
         Ok(p) => p,
@@ -1043,7 +1047,7 @@ async fn forward_to_service(
     if ledger.attempts == 0 {
         service.breaker.cancel(permit);
         drop(token);
-        return no_instance(ledger, service);
+        return no_instance(gw, route, ledger, parts, service).await;
     }
     finish_call(service, permit, token, Outcome::Failure);
     let (status, reason, msg) = last_error;
@@ -1067,16 +1071,26 @@ fn finish_call(
     service.publish_state();
 }
 
-fn no_instance(ledger: &mut Ledger, service: &Service) -> Response<Body> {
-    ledger.decision = Some("no_instance");
+/// 503, or the route's fallback: as in Spring Cloud Gateway, where the load balancer's "unable to
+/// find instance" is raised inside the CircuitBreaker filter's chain.
+async fn no_instance(
+    gw: &Gateway,
+    route: &Route,
+    ledger: &mut Ledger,
+    parts: &http::request::Parts,
+    service: &Service,
+) -> Response<Body> {
     let msg = format!("no healthy instance of service {}", service.id);
-    respond::error(
+    upstream_failure(
+        gw,
+        route,
+        ledger,
+        parts,
         StatusCode::SERVICE_UNAVAILABLE,
         "no_instance",
         &msg,
-        ledger.path(),
-        &ledger.request_id,
     )
+    .await
 }
 
 fn finish(gw: &Gateway, ledger: Ledger, resp: Response<Body>) -> Response<Body> {

@@ -116,18 +116,22 @@ fn parse_uri(uri: &str, ctx: &CompileContext<'_>) -> Result<Target, String> {
         .scheme()
         .cloned()
         .ok_or_else(|| format!("`{uri}`: no scheme"))?;
-    if scheme != Scheme::HTTP {
+    let default_port = if scheme == Scheme::HTTP {
+        80
+    } else if scheme == Scheme::HTTPS {
+        443
+    } else {
         return Err(format!(
-            "`{uri}`: only lb:// and http:// targets are supported (https upstreams are not yet)"
+            "`{uri}`: only lb://, http:// and https:// targets are supported"
         ));
-    }
+    };
     let host = parsed
         .authority()
         .ok_or_else(|| format!("`{uri}`: no host"))?;
     let authority: Authority = if host.port().is_some() {
         host.clone()
     } else {
-        format!("{}:80", host.host())
+        format!("{}:{default_port}", host.host())
             .parse()
             .map_err(|e| format!("`{uri}`: {e}"))?
     };

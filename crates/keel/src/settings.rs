@@ -59,6 +59,7 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("gateway.access-log", Some("off")),
     ("gateway.connect-timeout", Some("1s")),
     ("gateway.upstream-idle-timeout", Some("60s")),
+    ("gateway.upstream-trusted-ca", None),
     ("gateway.response-timeout", Some("15s")),
     ("gateway.admin-token", None),
     ("gateway.admin-bind", None),
@@ -471,6 +472,7 @@ fn gateway_config(layers: &Layers) -> Result<keel_gateway::GatewayConfig, Settin
         access_log,
         connect_timeout: layers.require("gateway.connect-timeout")?,
         upstream_idle_timeout: layers.require("gateway.upstream-idle-timeout")?,
+        upstream_trusted_ca: paths(layers, "gateway.upstream-trusted-ca")?,
         response_timeout: layers.require("gateway.response-timeout")?,
         admin_token: layers
             .get::<String>("gateway.admin-token")?
@@ -497,19 +499,24 @@ fn gateway_config(layers: &Layers) -> Result<keel_gateway::GatewayConfig, Settin
     })
 }
 
+/// A setting listing files, comma-separated.
+fn paths(layers: &Layers, key: &'static str) -> Result<Vec<PathBuf>, SettingsError> {
+    Ok(layers
+        .get::<String>(key)?
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .collect())
+}
+
 /// `gateway.tls-cert` and `gateway.tls-key`: comma-separated PEM paths, paired in order.
 fn gateway_tls(layers: &Layers) -> Result<Vec<keel_gateway::CertPair>, SettingsError> {
-    let list = |key: &'static str| -> Result<Vec<PathBuf>, SettingsError> {
-        Ok(layers
-            .get::<String>(key)?
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(PathBuf::from)
-            .collect())
-    };
-    let (certs, keys) = (list("gateway.tls-cert")?, list("gateway.tls-key")?);
+    let (certs, keys) = (
+        paths(layers, "gateway.tls-cert")?,
+        paths(layers, "gateway.tls-key")?,
+    );
     if certs.len() != keys.len() {
         return Err(SettingsError(format!(
             "settings `gateway.tls-cert` and `gateway.tls-key` must list as many files ({} vs {})",

@@ -66,7 +66,7 @@ pub(super) async fn fallback(
         match url.parse::<Uri>() {
             Ok(u) if u.authority().is_some() => {
                 let endpoint = Endpoint {
-                    scheme: http::uri::Scheme::HTTP,
+                    scheme: u.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP),
                     authority: u
                         .authority()
                         .cloned()

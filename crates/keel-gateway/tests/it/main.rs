@@ -13,4 +13,5 @@ mod routing;
 mod security;
 mod support;
 mod tls;
+mod upstream_tls;
 mod upstream_wire;

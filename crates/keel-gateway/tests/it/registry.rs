@@ -11,7 +11,7 @@ use keel_test_support::eventually;
 
 use crate::support::{Backend, TestGateway, client};
 
-async fn registry() -> std::net::SocketAddr {
+pub(crate) async fn registry() -> std::net::SocketAddr {
     let reg = keel_registry::Registry::new(
         keel_registry::RegistryConfig::default(),
         Arc::new(keel_registry::SystemClock),
@@ -33,7 +33,7 @@ async fn registry() -> std::net::SocketAddr {
     addr
 }
 
-fn instance(id: &str, port: u16) -> serde_json::Value {
+pub(crate) fn instance(id: &str, port: u16) -> serde_json::Value {
     serde_json::json!({"instance": {
         "instanceId": id, "hostName": "127.0.0.1", "app": "ORDERS", "ipAddr": "127.0.0.1", "status": "UP",
         "port": {"$": port, "@enabled": "true"}, "vipAddress": "orders",

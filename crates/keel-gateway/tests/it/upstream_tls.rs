@@ -1,0 +1,214 @@
+//! https upstreams: declared `https://` routes and registry instances with their secure port, the
+//! backend's certificate verified against the configured CA, ALPN choosing HTTP/2, and an untrusted
+//! certificate answered with a 502, never a plain-text retry.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use keel_gateway::{Gateway, GatewayConfig, GatewayError};
+use keel_server::HealthRegistry;
+use keel_test_support::eventually;
+use rustls::pki_types::PrivateKeyDer;
+use rustls::pki_types::pem::PemObject;
+
+use crate::support::{TestGateway, client, json};
+
+/// A CA, and a TLS backend whose certificate it signed for `127.0.0.1`. The backend offers h2 and
+/// http/1.1 and answers every request with the protocol version, path and SNI it saw.
+struct TlsBackend {
+    addr: SocketAddr,
+    ca_file: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn tls_backend() -> TlsBackend {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap(),
+    )
+    .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let sni = tls.get_ref().1.server_name().unwrap_or("").to_owned();
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let body = serde_json::json!({
+                        "version": format!("{:?}", req.version()),
+                        "path": req.uri().path(),
+                        "sni": sni,
+                    });
+                    async move {
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body.to_string()))))
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    TlsBackend {
+        addr,
+        ca_file,
+        _dir: dir,
+    }
+}
+
+/// `/secure/**` to the backend under `/base`; `/down/**` to a service with no instances, whose
+/// breaker falls back to the backend's `/fallback`.
+fn route_to(backend: &TlsBackend) -> String {
+    let addr = backend.addr;
+    format!(
+        r#"spring.cloud.gateway.routes:
+  - id: secure
+    uri: https://{addr}/base
+    predicates: [Path=/secure/**]
+    filters: [StripPrefix=1]
+  - id: down
+    uri: lb://nobody
+    predicates: [Path=/down/**]
+    filters:
+      - name: CircuitBreaker
+        args: {{name: nobody, fallbackUri: "https://{addr}/fallback"}}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_route_is_verified_against_the_trusted_ca_and_speaks_h2() {
+    let backend = tls_backend().await;
+    let g = TestGateway::start(
+        GatewayConfig {
+            upstream_trusted_ca: vec![backend.ca_file.clone()],
+            ..GatewayConfig::default()
+        },
+        &route_to(&backend),
+    )
+    .await;
+    let c = client();
+    for _ in 0..3 {
+        let r = c.get(g.url("/secure/orders/1")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let body = json(r).await;
+        assert_eq!(body["path"], "/base/orders/1");
+        assert_eq!(body["version"], "HTTP/2.0", "ALPN picks h2: {body}");
+    }
+    let r = c.get(g.url("/down/x")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "an https fallbackUri answers");
+    assert_eq!(json(r).await["path"], "/fallback");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_upstream_certificate_is_a_502_with_the_reason() {
+    let backend = tls_backend().await;
+    // Only the system's roots: the backend's private CA is unknown.
+    let g = TestGateway::start(GatewayConfig::default(), &route_to(&backend)).await;
+    let r = client().get(g.url("/secure/x")).send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    let body = json(r).await;
+    let text = body.to_string();
+    assert!(text.to_lowercase().contains("certificate"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_with_its_secure_port_enabled_is_called_over_https() {
+    let reg = crate::registry::registry().await;
+    let backend = tls_backend().await;
+    let g = TestGateway::start(
+        GatewayConfig {
+            upstream_trusted_ca: vec![backend.ca_file.clone()],
+            ..GatewayConfig::default()
+        },
+        "",
+    )
+    .await;
+    g.gw.follow_registry(&format!("http://{reg}/eureka"))
+        .unwrap();
+    let c = client();
+    // The plain port is enabled too and points nowhere: the secure port wins, as in Spring Cloud.
+    let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut body = crate::registry::instance("orders-tls", unused.local_addr().unwrap().port());
+    drop(unused);
+    body["instance"]["securePort"] =
+        serde_json::json!({"$": backend.addr.port(), "@enabled": "true"});
+    let r = c
+        .post(format!("http://{reg}/eureka/apps/ORDERS"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let seen = eventually(
+        Duration::from_secs(10),
+        "gateway routes /orders/** over https",
+        || async {
+            let r = c.get(g.url("/orders/list")).send().await.ok()?;
+            (r.status() == 200).then_some(())?;
+            Some(json(r).await)
+        },
+    )
+    .await;
+    assert_eq!(seen["path"], "/list");
+    assert_eq!(seen["version"], "HTTP/2.0");
+}
+
+#[tokio::test]
+async fn a_trusted_ca_file_that_holds_no_certificate_stops_the_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("ca.pem");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    for file in [junk.clone(), dir.path().join("missing.pem")] {
+        let err = Gateway::new(
+            GatewayConfig {
+                upstream_trusted_ca: vec![file.clone()],
+                ..GatewayConfig::default()
+            },
+            &HealthRegistry::new(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, GatewayError::UpstreamTls(_)), "{err}");
+        assert!(
+            err.to_string().contains(&*file.to_string_lossy()),
+            "names the file: {err}"
+        );
+    }
+}
