@@ -78,6 +78,9 @@ pub struct CompileError {
     pub reason: String,
 }
 
+/// The service id gateways register as (`KEEL-GATEWAY`), lower-cased as services are.
+pub const GATEWAY_SERVICE: &str = "keel-gateway";
+
 /// The compiled table. Immutable; replaced whole.
 #[derive(Debug)]
 pub struct Table {
@@ -355,11 +358,20 @@ impl Table {
         }
     }
 
-    /// Whether discovery may route to `service`.
+    /// Whether discovery may route to `service`. Never to the gateways themselves
+    /// ([`GATEWAY_SERVICE`]) unless an include pattern names them outright: `/keel-gateway/…`
+    /// would send a request back through a gateway, one hop per repeated prefix, so one crafted
+    /// path could make hundreds of internal requests.
     pub fn discovers(&self, service: &str) -> bool {
         self.discovery.enabled
             && (self.include.is_empty() || self.include.iter().any(|p| p.matches(service, None)))
             && !self.ignore.iter().any(|p| p.matches(service, None))
+            && (!service.eq_ignore_ascii_case(GATEWAY_SERVICE)
+                || self
+                    .discovery
+                    .include
+                    .iter()
+                    .any(|g| g.eq_ignore_ascii_case(GATEWAY_SERVICE)))
     }
 
     /// The first declared route whose predicates all hold.

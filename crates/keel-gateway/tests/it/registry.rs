@@ -127,3 +127,102 @@ async fn an_instance_registered_with_protocol_h2c_is_called_over_h2c() {
         "instance metadata protocol: h2c ignored"
     );
 }
+
+/// Registers `app`'s instance `id` at `port` on 127.0.0.1.
+async fn register(c: &reqwest::Client, reg: std::net::SocketAddr, app: &str, id: &str, port: u16) {
+    let mut body = instance(id, port);
+    body["instance"]["app"] = app.into();
+    body["instance"]["vipAddress"] = app.to_lowercase().into();
+    let r = c
+        .post(format!("http://{reg}/eureka/apps/{app}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_are_not_routed_to_by_discovery_unless_included_by_name() {
+    let reg = registry().await;
+    let b = Backend::start("orders").await;
+    for (routes, routed) in [
+        ("", false),
+        (
+            "spring.cloud.gateway.discovery.locator.include: [orders, keel-gateway]\n",
+            true,
+        ),
+    ] {
+        let g = TestGateway::start(GatewayConfig::default(), routes).await;
+        g.gw.follow_registry(&format!("http://{reg}/eureka"))
+            .unwrap();
+        let c = client();
+        // The gateway registers itself, as `--registry` does; an ordinary service beside it.
+        register(
+            &c,
+            reg,
+            "KEEL-GATEWAY",
+            &format!("gw-{}", g.addr.port()),
+            g.addr.port(),
+        )
+        .await;
+        register(&c, reg, "ORDERS", "orders-1", b.addr.port()).await;
+        eventually(Duration::from_secs(10), "/orders/** routed", || async {
+            let r = c.get(g.url("/orders/list")).send().await.ok()?;
+            (r.status() == 200).then_some(())
+        })
+        .await;
+        eventually(
+            Duration::from_secs(10),
+            "the gateway's own instance known",
+            || async {
+                let n = g.gw.services().get("keel-gateway")?.instance_count();
+                (n == 1).then_some(())
+            },
+        )
+        .await;
+        let deep = "/keel-gateway".repeat(50) + "/actuator/health";
+        let status = eventually(
+            Duration::from_secs(10),
+            "the self route settles",
+            || async {
+                let r = c
+                    .get(g.url("/keel-gateway/actuator/health"))
+                    .send()
+                    .await
+                    .ok()?;
+                (!routed || r.status() == 200).then_some(r.status())
+            },
+        )
+        .await;
+        if routed {
+            assert_eq!(
+                status, 200,
+                "an include pattern naming keel-gateway routes to it"
+            );
+        } else {
+            assert_eq!(status, 404, "no discovery route to the gateway itself");
+            let r = c.get(g.url(&deep)).send().await.unwrap();
+            assert_eq!(r.status(), 404);
+            let listed = c
+                .get(g.url("/keel/v1/gateway/routes"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            assert!(!listed.contains("discovery_keel-gateway"), "{listed}");
+            assert!(listed.contains("discovery_orders"), "{listed}");
+        }
+        let r = c
+            .delete(format!(
+                "http://{reg}/eureka/apps/KEEL-GATEWAY/gw-{}",
+                g.addr.port()
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+}
