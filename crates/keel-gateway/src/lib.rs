@@ -47,7 +47,7 @@ pub use definition::{DefinitionError, DiscoverySettings, RouteDefinition, RouteD
 pub use forwarded::TrustedProxies;
 pub use path::{PathError, normalize};
 pub use predicate::Cidr;
-pub use table::{CompileError, GATEWAY_SERVICE};
+pub use table::{CompileError, NOT_DISCOVERED};
 pub use tls::{CertPair, TlsError, TlsTerminator};
 pub use upstream::{Endpoint, Service, Services};
 

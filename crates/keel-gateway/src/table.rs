@@ -78,8 +78,9 @@ pub struct CompileError {
     pub reason: String,
 }
 
-/// The service id gateways register as (`KEEL-GATEWAY`), lower-cased as services are.
-pub const GATEWAY_SERVICE: &str = "keel-gateway";
+/// Keel's own components as they register (`KEEL-GATEWAY`, `CONFIGSERVER`), lower-cased as
+/// service ids are: discovery routes them only when an include pattern names them.
+pub const NOT_DISCOVERED: [&str; 2] = ["keel-gateway", "configserver"];
 
 /// The compiled table. Immutable; replaced whole.
 #[derive(Debug)]
@@ -358,20 +359,22 @@ impl Table {
         }
     }
 
-    /// Whether discovery may route to `service`. Never to the gateways themselves
-    /// ([`GATEWAY_SERVICE`]) unless an include pattern names them outright: `/keel-gateway/…`
-    /// would send a request back through a gateway, one hop per repeated prefix, so one crafted
-    /// path could make hundreds of internal requests.
+    /// Whether discovery may route to `service`. Never to Keel's own components ([`NOT_DISCOVERED`])
+    /// unless an include pattern names them outright: `/keel-gateway/…` would send a request back
+    /// through a gateway, one hop per repeated prefix, and `/configserver/…` would publish every
+    /// application's configuration, decrypted secrets included, at the edge.
     pub fn discovers(&self, service: &str) -> bool {
         self.discovery.enabled
             && (self.include.is_empty() || self.include.iter().any(|p| p.matches(service, None)))
             && !self.ignore.iter().any(|p| p.matches(service, None))
-            && (!service.eq_ignore_ascii_case(GATEWAY_SERVICE)
+            && (!NOT_DISCOVERED
+                .iter()
+                .any(|own| service.eq_ignore_ascii_case(own))
                 || self
                     .discovery
                     .include
                     .iter()
-                    .any(|g| g.eq_ignore_ascii_case(GATEWAY_SERVICE)))
+                    .any(|g| g.eq_ignore_ascii_case(service)))
     }
 
     /// The first declared route whose predicates all hold.

@@ -143,13 +143,13 @@ async fn register(c: &reqwest::Client, reg: std::net::SocketAddr, app: &str, id:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gateways_are_not_routed_to_by_discovery_unless_included_by_name() {
+async fn keel_components_are_not_routed_to_by_discovery_unless_included_by_name() {
     let reg = registry().await;
     let b = Backend::start("orders").await;
     for (routes, routed) in [
         ("", false),
         (
-            "spring.cloud.gateway.discovery.locator.include: [orders, keel-gateway]\n",
+            "spring.cloud.gateway.discovery.locator.include: [orders, keel-gateway, configserver]\n",
             true,
         ),
     ] {
@@ -166,6 +166,7 @@ async fn gateways_are_not_routed_to_by_discovery_unless_included_by_name() {
             g.addr.port(),
         )
         .await;
+        register(&c, reg, "CONFIGSERVER", "config-1", b.addr.port()).await;
         register(&c, reg, "ORDERS", "orders-1", b.addr.port()).await;
         eventually(Duration::from_secs(10), "/orders/** routed", || async {
             let r = c.get(g.url("/orders/list")).send().await.ok()?;
@@ -176,8 +177,8 @@ async fn gateways_are_not_routed_to_by_discovery_unless_included_by_name() {
             Duration::from_secs(10),
             "the gateway's own instance known",
             || async {
-                let n = g.gw.services().get("keel-gateway")?.instance_count();
-                (n == 1).then_some(())
+                let n = |s: &str| g.gw.services().get(s).map_or(0, |s| s.instance_count());
+                (n("keel-gateway") == 1 && n("configserver") == 1).then_some(())
             },
         )
         .await;
@@ -195,12 +196,23 @@ async fn gateways_are_not_routed_to_by_discovery_unless_included_by_name() {
             },
         )
         .await;
+        let config = c
+            .get(g.url("/configserver/orders/default"))
+            .send()
+            .await
+            .unwrap();
         if routed {
             assert_eq!(
                 status, 200,
                 "an include pattern naming keel-gateway routes to it"
             );
+            assert_eq!(config.status(), 200, "and one naming configserver to that");
         } else {
+            assert_eq!(
+                config.status(),
+                404,
+                "configuration is not published at the edge"
+            );
             assert_eq!(status, 404, "no discovery route to the gateway itself");
             let r = c.get(g.url(&deep)).send().await.unwrap();
             assert_eq!(r.status(), 404);
