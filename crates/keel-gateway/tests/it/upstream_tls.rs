@@ -19,6 +19,8 @@ use keel_test_support::eventually;
 use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
 
+use futures_util::{SinkExt, StreamExt};
+
 use crate::support::{TestGateway, client, json};
 
 /// A CA, and a TLS backend whose certificate it signed for `127.0.0.1`. The backend offers h2 and
@@ -29,7 +31,9 @@ struct TlsBackend {
     _dir: tempfile::TempDir,
 }
 
-async fn tls_backend() -> TlsBackend {
+/// A fresh CA in `dir/ca.pem`, and an acceptor with a certificate it signed for `127.0.0.1` whose
+/// ALPN offers `alpn`.
+fn acceptor(dir: &std::path::Path, alpn: &[&[u8]]) -> (tokio_rustls::TlsAcceptor, PathBuf) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -40,10 +44,8 @@ async fn tls_backend() -> TlsBackend {
         .unwrap()
         .signed_by(&key, &issuer)
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let ca_file = dir.path().join("ca.pem");
+    let ca_file = dir.join("ca.pem");
     std::fs::write(&ca_file, ca.pem()).unwrap();
-
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -55,8 +57,16 @@ async fn tls_backend() -> TlsBackend {
         PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap(),
     )
     .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    (tokio_rustls::TlsAcceptor::from(Arc::new(config)), ca_file)
+}
+
+/// Accepts TLS connections and hands each to `serve` in a task of its own.
+async fn tls_listener<F, Fut>(acceptor: tokio_rustls::TlsAcceptor, serve: F) -> SocketAddr
+where
+    F: Fn(tokio_rustls::server::TlsStream<tokio::net::TcpStream>) -> Fut + Send + Copy + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -66,26 +76,59 @@ async fn tls_backend() -> TlsBackend {
             };
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let sni = tls.get_ref().1.server_name().unwrap_or("").to_owned();
-                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let body = serde_json::json!({
-                        "version": format!("{:?}", req.version()),
-                        "path": req.uri().path(),
-                        "sni": sni,
-                    });
-                    async move {
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body.to_string()))))
-                    }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), svc)
-                    .await;
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    serve(tls).await;
+                }
             });
         }
     });
+    addr
+}
+
+async fn tls_backend() -> TlsBackend {
+    let dir = tempfile::tempdir().unwrap();
+    let (acceptor, ca_file) = acceptor(dir.path(), &[b"h2", b"http/1.1"]);
+    let addr =
+        tls_listener(acceptor, |tls| async move {
+            let sni = tls.get_ref().1.server_name().unwrap_or("").to_owned();
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let body = serde_json::json!({
+                    "version": format!("{:?}", req.version()),
+                    "path": req.uri().path(),
+                    "sni": sni,
+                });
+                async move {
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body.to_string()))))
+                }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), svc)
+                .await;
+        })
+        .await;
+    TlsBackend {
+        addr,
+        ca_file,
+        _dir: dir,
+    }
+}
+
+/// A WebSocket echo server behind TLS that also offers h2 in ALPN (speaking HTTP/1.1 whatever is
+/// chosen), so the upgrade works only if the gateway offers http/1.1 alone.
+async fn wss_backend() -> TlsBackend {
+    let dir = tempfile::tempdir().unwrap();
+    let (acceptor, ca_file) = acceptor(dir.path(), &[b"h2", b"http/1.1"]);
+    let addr = tls_listener(acceptor, |tls| async move {
+        let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
+            return;
+        };
+        while let Some(Ok(msg)) = ws.next().await {
+            if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
     TlsBackend {
         addr,
         ca_file,
@@ -211,4 +254,29 @@ async fn a_trusted_ca_file_that_holds_no_certificate_stops_the_gateway() {
             "names the file: {err}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_upgrade_is_carried_to_an_https_backend() {
+    let backend = wss_backend().await;
+    let g = TestGateway::start(
+        GatewayConfig {
+            upstream_trusted_ca: vec![backend.ca_file.clone()],
+            ..GatewayConfig::default()
+        },
+        &route_to(&backend),
+    )
+    .await;
+    let (mut ws, resp) = tokio_tungstenite::connect_async(format!("ws://{}/secure/echo", g.addr))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 101);
+    for text in ["hello", "over tls"] {
+        ws.send(tokio_tungstenite::tungstenite::Message::text(text))
+            .await
+            .unwrap();
+        let echoed = ws.next().await.unwrap().unwrap();
+        assert_eq!(echoed.into_text().unwrap().as_str(), text);
+    }
+    ws.close(None).await.unwrap();
 }
