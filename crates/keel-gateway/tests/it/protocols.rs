@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, HeaderValue, Request, Response, Version};
 use http_body_util::BodyExt;
 use http_body_util::channel::Channel;
@@ -15,7 +14,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use keel_gateway::GatewayConfig;
 use tokio::sync::Notify;
 
-use crate::support::{Backend, TestGateway, client, json};
+use crate::support::{Backend, TestGateway, client, json, ws_echo, ws_round_trip};
 
 type Frames = Channel<Bytes, Infallible>;
 
@@ -201,31 +200,11 @@ async fn websocket_upgrades_are_proxied() {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
-                    return;
-                };
-                while let Some(Ok(msg)) = ws.next().await {
-                    if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
-                        return;
-                    }
-                }
-            });
+            tokio::spawn(ws_echo(stream));
         }
     });
     let g = gateway_to(&format!("http://{backend}"), "").await;
-    let (mut ws, resp) = tokio_tungstenite::connect_async(format!("ws://{}/ws/echo", g.addr))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 101);
-    for text in ["hello", "again"] {
-        ws.send(tokio_tungstenite::tungstenite::Message::text(text))
-            .await
-            .unwrap();
-        let echoed = ws.next().await.unwrap().unwrap();
-        assert_eq!(echoed.into_text().unwrap().as_str(), text);
-    }
-    ws.close(None).await.unwrap();
+    ws_round_trip(&format!("ws://{}/ws/echo", g.addr)).await;
 }
 
 #[tokio::test]

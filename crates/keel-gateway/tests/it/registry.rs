@@ -41,6 +41,30 @@ pub(crate) fn instance(id: &str, port: u16) -> serde_json::Value {
     }})
 }
 
+/// Registers an instance (`{"instance": …}`) of `app` through Eureka's REST API.
+pub(crate) async fn post_instance(
+    c: &reqwest::Client,
+    reg: std::net::SocketAddr,
+    app: &str,
+    body: &serde_json::Value,
+) {
+    let r = c
+        .post(format!("http://{reg}/eureka/apps/{app}"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+}
+
+/// Registers `app`'s instance `id` at `port` on 127.0.0.1.
+async fn register(c: &reqwest::Client, reg: std::net::SocketAddr, app: &str, id: &str, port: u16) {
+    let mut body = instance(id, port);
+    body["instance"]["app"] = app.into();
+    body["instance"]["vipAddress"] = app.to_lowercase().into();
+    post_instance(c, reg, app, &body).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_changes_reach_the_gateway_through_the_watch_stream() {
     let reg = registry().await;
@@ -49,13 +73,7 @@ async fn registry_changes_reach_the_gateway_through_the_watch_stream() {
     g.gw.follow_registry(&format!("http://{reg}/eureka"))
         .unwrap();
     let c = client();
-    let r = c
-        .post(format!("http://{reg}/eureka/apps/ORDERS"))
-        .json(&instance("orders-1", b.addr.port()))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
+    register(&c, reg, "ORDERS", "orders-1", b.addr.port()).await;
     eventually(
         Duration::from_secs(10),
         "gateway routes /orders/**",
@@ -100,13 +118,7 @@ async fn an_instance_registered_with_protocol_h2c_is_called_over_h2c() {
     let c = client();
     let mut body = instance("orders-h2c", backend.port());
     body["instance"]["metadata"] = serde_json::json!({"protocol": "h2c"});
-    let r = c
-        .post(format!("http://{reg}/eureka/apps/ORDERS"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
+    post_instance(&c, reg, "ORDERS", &body).await;
     // The client speaks HTTP/1.1 to the gateway; the backend only answers HTTP/2 without TLS.
     let version = eventually(
         Duration::from_secs(10),
@@ -126,20 +138,6 @@ async fn an_instance_registered_with_protocol_h2c_is_called_over_h2c() {
         version, "HTTP/2.0",
         "instance metadata protocol: h2c ignored"
     );
-}
-
-/// Registers `app`'s instance `id` at `port` on 127.0.0.1.
-async fn register(c: &reqwest::Client, reg: std::net::SocketAddr, app: &str, id: &str, port: u16) {
-    let mut body = instance(id, port);
-    body["instance"]["app"] = app.into();
-    body["instance"]["vipAddress"] = app.to_lowercase().into();
-    let r = c
-        .post(format!("http://{reg}/eureka/apps/{app}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

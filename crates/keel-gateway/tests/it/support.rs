@@ -265,3 +265,34 @@ pub fn load_loop(
         (ok, bad)
     })
 }
+
+/// Echoes every text or binary WebSocket message on `stream` until the client leaves.
+pub async fn ws_echo<S>(stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::{SinkExt, StreamExt};
+    let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+        return;
+    };
+    while let Some(Ok(msg)) = ws.next().await {
+        if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Opens a WebSocket at `url` (an echo behind the gateway) and checks that messages come back.
+pub async fn ws_round_trip(url: &str) {
+    use futures_util::{SinkExt, StreamExt};
+    let (mut ws, resp) = tokio_tungstenite::connect_async(url).await.unwrap();
+    assert_eq!(resp.status(), 101);
+    for text in ["hello", "again"] {
+        ws.send(tokio_tungstenite::tungstenite::Message::text(text))
+            .await
+            .unwrap();
+        let echoed = ws.next().await.unwrap().unwrap();
+        assert_eq!(echoed.into_text().unwrap().as_str(), text);
+    }
+    ws.close(None).await.unwrap();
+}

@@ -19,9 +19,7 @@ use keel_test_support::eventually;
 use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
 
-use futures_util::{SinkExt, StreamExt};
-
-use crate::support::{TestGateway, client, json};
+use crate::support::{TestGateway, client, json, ws_echo, ws_round_trip};
 
 /// A CA, and a TLS backend whose certificate it signed for `127.0.0.1`. The backend offers h2 and
 /// http/1.1 and answers every request with the protocol version, path and SNI it saw.
@@ -118,22 +116,24 @@ async fn tls_backend() -> TlsBackend {
 async fn wss_backend() -> TlsBackend {
     let dir = tempfile::tempdir().unwrap();
     let (acceptor, ca_file) = acceptor(dir.path(), &[b"h2", b"http/1.1"]);
-    let addr = tls_listener(acceptor, |tls| async move {
-        let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
-            return;
-        };
-        while let Some(Ok(msg)) = ws.next().await {
-            if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
-                return;
-            }
-        }
-    })
-    .await;
+    let addr = tls_listener(acceptor, ws_echo).await;
     TlsBackend {
         addr,
         ca_file,
         _dir: dir,
     }
+}
+
+/// A gateway serving `routes` that trusts `backend`'s CA.
+async fn trusting(backend: &TlsBackend, routes: &str) -> TestGateway {
+    TestGateway::start(
+        GatewayConfig {
+            upstream_trusted_ca: vec![backend.ca_file.clone()],
+            ..GatewayConfig::default()
+        },
+        routes,
+    )
+    .await
 }
 
 /// `/secure/**` to the backend under `/base`; `/down/**` to a service with no instances, whose
@@ -159,14 +159,7 @@ fn route_to(backend: &TlsBackend) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_https_route_is_verified_against_the_trusted_ca_and_speaks_h2() {
     let backend = tls_backend().await;
-    let g = TestGateway::start(
-        GatewayConfig {
-            upstream_trusted_ca: vec![backend.ca_file.clone()],
-            ..GatewayConfig::default()
-        },
-        &route_to(&backend),
-    )
-    .await;
+    let g = trusting(&backend, &route_to(&backend)).await;
     let c = client();
     for _ in 0..3 {
         let r = c.get(g.url("/secure/orders/1")).send().await.unwrap();
@@ -196,14 +189,7 @@ async fn an_untrusted_upstream_certificate_is_a_502_with_the_reason() {
 async fn an_instance_with_its_secure_port_enabled_is_called_over_https() {
     let reg = crate::registry::registry().await;
     let backend = tls_backend().await;
-    let g = TestGateway::start(
-        GatewayConfig {
-            upstream_trusted_ca: vec![backend.ca_file.clone()],
-            ..GatewayConfig::default()
-        },
-        "",
-    )
-    .await;
+    let g = trusting(&backend, "").await;
     g.gw.follow_registry(&format!("http://{reg}/eureka"))
         .unwrap();
     let c = client();
@@ -213,13 +199,7 @@ async fn an_instance_with_its_secure_port_enabled_is_called_over_https() {
     drop(unused);
     body["instance"]["securePort"] =
         serde_json::json!({"$": backend.addr.port(), "@enabled": "true"});
-    let r = c
-        .post(format!("http://{reg}/eureka/apps/ORDERS"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
+    crate::registry::post_instance(&c, reg, "ORDERS", &body).await;
     let seen = eventually(
         Duration::from_secs(10),
         "gateway routes /orders/** over https",
@@ -259,24 +239,6 @@ async fn a_trusted_ca_file_that_holds_no_certificate_stops_the_gateway() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_upgrade_is_carried_to_an_https_backend() {
     let backend = wss_backend().await;
-    let g = TestGateway::start(
-        GatewayConfig {
-            upstream_trusted_ca: vec![backend.ca_file.clone()],
-            ..GatewayConfig::default()
-        },
-        &route_to(&backend),
-    )
-    .await;
-    let (mut ws, resp) = tokio_tungstenite::connect_async(format!("ws://{}/secure/echo", g.addr))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 101);
-    for text in ["hello", "over tls"] {
-        ws.send(tokio_tungstenite::tungstenite::Message::text(text))
-            .await
-            .unwrap();
-        let echoed = ws.next().await.unwrap().unwrap();
-        assert_eq!(echoed.into_text().unwrap().as_str(), text);
-    }
-    ws.close(None).await.unwrap();
+    let g = trusting(&backend, &route_to(&backend)).await;
+    ws_round_trip(&format!("ws://{}/secure/echo", g.addr)).await;
 }
