@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -21,8 +22,8 @@ pub type SecureUpstream = Client<HttpsConnector<HttpConnector>, Body>;
 thread_local! {
     static CLIENT: RefCell<Option<(Timeouts, Upstream)>> = const { RefCell::new(None) };
     static H2C: RefCell<Option<(Timeouts, Upstream)>> = const { RefCell::new(None) };
-    /// Keyed also by the TLS configuration's address, and by whether only HTTP/1.1 may be offered.
-    static HTTPS: RefCell<Vec<(Timeouts, usize, bool, SecureUpstream)>> = const { RefCell::new(Vec::new()) };
+    /// Keyed also by the trust configuration's id, and by whether only HTTP/1.1 may be offered.
+    static HTTPS: RefCell<Vec<(Timeouts, u64, bool, SecureUpstream)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The connect timeout and how long an unused connection is kept (`gateway.upstream-idle-timeout`,
@@ -80,8 +81,7 @@ pub fn upstream(timeouts: Timeouts, h2c: bool) -> Upstream {
 /// gRPC over TLS stays HTTP/2); `http1_only` offers only http/1.1, for upgrades, which HTTP/2
 /// cannot carry.
 pub fn secure_upstream(timeouts: Timeouts, tls: &UpstreamTls, http1_only: bool) -> SecureUpstream {
-    let config = tls.config();
-    let key = Arc::as_ptr(&config) as usize;
+    let key = tls.id;
     HTTPS.with(|c| {
         let mut c = c.borrow_mut();
         if let Some((.., client)) = c
@@ -93,7 +93,7 @@ pub fn secure_upstream(timeouts: Timeouts, tls: &UpstreamTls, http1_only: bool) 
         let mut http = connector(timeouts.0);
         http.enforce_http(false);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config((*config).clone())
+            .with_tls_config(tls.config().clone())
             .https_or_http();
         let https = if http1_only {
             https.enable_http1().wrap_connector(http)
@@ -116,10 +116,12 @@ pub fn secure_upstream(timeouts: Timeouts, tls: &UpstreamTls, http1_only: bool) 
 /// files (`gateway.upstream-trusted-ca`, as Spring Cloud Gateway's
 /// `httpclient.ssl.trustedX509Certificates`). The files are read when the gateway starts, so a bad
 /// one stops it; the system's roots are read on the first https request.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct UpstreamTls {
+    /// Tells this configuration's clients from another gateway's in the same process.
+    id: u64,
     extra: Vec<CertificateDer<'static>>,
-    config: OnceLock<Arc<rustls::ClientConfig>>,
+    config: OnceLock<rustls::ClientConfig>,
 }
 
 impl UpstreamTls {
@@ -143,37 +145,36 @@ impl UpstreamTls {
             }
             extra.extend(certs);
         }
+        static IDS: AtomicU64 = AtomicU64::new(0);
         Ok(UpstreamTls {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
             extra,
             config: OnceLock::new(),
         })
     }
 
-    fn config(&self) -> Arc<rustls::ClientConfig> {
-        self.config
-            .get_or_init(|| {
-                let mut roots = rustls::RootCertStore::empty();
-                let native = rustls_native_certs::load_native_certs();
-                for e in &native.errors {
-                    tracing::warn!(error = %e, "cannot read a system root certificate");
-                }
-                let (_, unusable) = roots.add_parsable_certificates(native.certs);
-                if unusable > 0 {
-                    tracing::debug!(unusable, "system root certificates skipped");
-                }
-                for c in &self.extra {
-                    // Checked in `load`.
-                    let _ = roots.add(c.clone());
-                }
-                let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                    rustls::crypto::ring::default_provider(),
-                ))
-                .with_safe_default_protocol_versions()
-                .expect("ring supports the default protocol versions")
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-                Arc::new(config)
-            })
-            .clone()
+    fn config(&self) -> &rustls::ClientConfig {
+        self.config.get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            let native = rustls_native_certs::load_native_certs();
+            for e in &native.errors {
+                tracing::warn!(error = %e, "cannot read a system root certificate");
+            }
+            let (_, unusable) = roots.add_parsable_certificates(native.certs);
+            if unusable > 0 {
+                tracing::debug!(unusable, "system root certificates skipped");
+            }
+            for c in &self.extra {
+                // Checked in `load`.
+                let _ = roots.add(c.clone());
+            }
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth()
+        })
     }
 }
