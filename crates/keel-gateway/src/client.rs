@@ -15,6 +15,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+use rustls::sign::CertifiedKey;
+
+use crate::tls::{CertPair, load_pair};
 
 pub type Upstream = Client<HttpConnector, Body>;
 pub type SecureUpstream = Client<HttpsConnector<HttpConnector>, Body>;
@@ -121,11 +124,13 @@ pub struct UpstreamTls {
     /// Tells this configuration's clients from another gateway's in the same process.
     id: u64,
     extra: Vec<CertificateDer<'static>>,
+    /// Presented to upstreams that ask for a client certificate.
+    client_cert: Option<Arc<CertifiedKey>>,
     config: OnceLock<rustls::ClientConfig>,
 }
 
 impl UpstreamTls {
-    pub fn load(files: &[PathBuf]) -> Result<Self, String> {
+    pub fn load(files: &[PathBuf], client_cert: Option<&CertPair>) -> Result<Self, String> {
         let mut extra = Vec::new();
         for f in files {
             let shown = f.display();
@@ -145,10 +150,15 @@ impl UpstreamTls {
             }
             extra.extend(certs);
         }
+        let client_cert = client_cert
+            .map(|pair| load_pair(pair).map(|(key, _)| key))
+            .transpose()
+            .map_err(|e| format!("client certificate: {e}"))?;
         static IDS: AtomicU64 = AtomicU64::new(0);
         Ok(UpstreamTls {
             id: IDS.fetch_add(1, Ordering::Relaxed),
             extra,
+            client_cert,
             config: OnceLock::new(),
         })
     }
@@ -168,13 +178,35 @@ impl UpstreamTls {
                 // Checked in `load`.
                 let _ = roots.add(c.clone());
             }
-            rustls::ClientConfig::builder_with_provider(Arc::new(
+            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
                 rustls::crypto::ring::default_provider(),
             ))
             .with_safe_default_protocol_versions()
             .expect("ring supports the default protocol versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth()
+            .with_root_certificates(roots);
+            match &self.client_cert {
+                Some(key) => config.with_client_cert_resolver(Arc::new(ClientCert(key.clone()))),
+                None => config.with_no_client_auth(),
+            }
         })
+    }
+}
+
+/// Always the one configured client certificate, whatever the upstream asks for (the handshake
+/// fails upstream if its CA did not issue it, which is the upstream's call to make).
+#[derive(Debug)]
+struct ClientCert(Arc<CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for ClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
     }
 }

@@ -21,6 +21,9 @@ pub struct GatewayConfig {
     /// PEM files of certificate authorities trusted for `https://` upstreams, besides the system's
     /// root certificates.
     pub upstream_trusted_ca: Vec<PathBuf>,
+    /// The certificate chain and key the gateway presents to `https://` upstreams that ask for one
+    /// (mutual TLS); `None`: it presents none.
+    pub upstream_client_cert: Option<crate::tls::CertPair>,
     /// Upstream connect timeout (Ribbon's `ConnectTimeout` is 1 s; Zuul's URL routes use 2 s).
     pub connect_timeout: Duration,
     /// Idle upstream connections unused this long are closed (nginx's upstream
@@ -73,6 +76,7 @@ impl Default for GatewayConfig {
             watch_interval: Duration::from_secs(1),
             trusted_proxies: TrustedProxies::default(),
             upstream_trusted_ca: Vec::new(),
+            upstream_client_cert: None,
             connect_timeout: Duration::from_secs(1),
             upstream_idle_timeout: Duration::from_secs(60),
             response_timeout: Duration::from_secs(15),

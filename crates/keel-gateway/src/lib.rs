@@ -80,7 +80,7 @@ pub enum GatewayError {
     ConfigRoutes(String),
     #[error("rate limiter: {0}")]
     RateLimiter(String),
-    #[error("trusted CA for https upstreams: {0}")]
+    #[error("TLS towards https upstreams: {0}")]
     UpstreamTls(String),
     #[error("route `{0}` was not created through the admin API")]
     NotApiRoute(String),
@@ -159,8 +159,11 @@ impl Gateway {
             .map_err(GatewayError::AccessLog)?;
         let services = Services::new(config.clone(), metrics.clone());
         let limiters = Limiters::new(&config).map_err(GatewayError::RateLimiter)?;
-        let upstream_tls = client::UpstreamTls::load(&config.upstream_trusted_ca)
-            .map_err(GatewayError::UpstreamTls)?;
+        let upstream_tls = client::UpstreamTls::load(
+            &config.upstream_trusted_ca,
+            config.upstream_client_cert.as_ref(),
+        )
+        .map_err(GatewayError::UpstreamTls)?;
         let gw = Gateway(Arc::new(Inner {
             table: ArcSwap::from_pointee(Table::empty()),
             services,

@@ -94,7 +94,7 @@ fn text(p: &Path) -> String {
     p.display().to_string()
 }
 
-fn load_pair(pair: &CertPair) -> Result<(Arc<CertifiedKey>, Vec<String>), TlsError> {
+pub(crate) fn load_pair(pair: &CertPair) -> Result<(Arc<CertifiedKey>, Vec<String>), TlsError> {
     let read = |p: &Path| {
         std::fs::read(p).map_err(|e| TlsError::Read {
             path: text(p),

@@ -60,6 +60,8 @@ const KEYS: &[(&str, Option<&str>)] = &[
     ("gateway.connect-timeout", Some("1s")),
     ("gateway.upstream-idle-timeout", Some("60s")),
     ("gateway.upstream-trusted-ca", None),
+    ("gateway.upstream-client-cert", None),
+    ("gateway.upstream-client-key", None),
     ("gateway.response-timeout", Some("15s")),
     ("gateway.admin-token", None),
     ("gateway.admin-bind", None),
@@ -473,6 +475,7 @@ fn gateway_config(layers: &Layers) -> Result<keel_gateway::GatewayConfig, Settin
         connect_timeout: layers.require("gateway.connect-timeout")?,
         upstream_idle_timeout: layers.require("gateway.upstream-idle-timeout")?,
         upstream_trusted_ca: paths(layers, "gateway.upstream-trusted-ca")?,
+        upstream_client_cert: upstream_client_cert(layers)?,
         response_timeout: layers.require("gateway.response-timeout")?,
         admin_token: layers
             .get::<String>("gateway.admin-token")?
@@ -497,6 +500,20 @@ fn gateway_config(layers: &Layers) -> Result<keel_gateway::GatewayConfig, Settin
         redis_fail_open: layers.require::<FailOpen>("gateway.redis-fail-mode")?.0,
         ..keel_gateway::GatewayConfig::default()
     })
+}
+
+/// `gateway.upstream-client-cert` and `gateway.upstream-client-key`: both or neither.
+fn upstream_client_cert(layers: &Layers) -> Result<Option<keel_gateway::CertPair>, SettingsError> {
+    let cert = layers.get::<PathBuf>("gateway.upstream-client-cert")?;
+    let key = layers.get::<PathBuf>("gateway.upstream-client-key")?;
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(keel_gateway::CertPair { cert, key })),
+        (None, None) => Ok(None),
+        _ => Err(SettingsError(
+            "settings `gateway.upstream-client-cert` and `gateway.upstream-client-key` go together"
+                .into(),
+        )),
+    }
 }
 
 /// A setting listing files, comma-separated.

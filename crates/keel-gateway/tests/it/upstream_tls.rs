@@ -1,5 +1,6 @@
 //! https upstreams: declared `https://` routes and registry instances with their secure port, the
-//! backend's certificate verified against the configured CA, ALPN choosing HTTP/2, and an untrusted
+//! backend's certificate verified against the configured CA, ALPN choosing HTTP/2 (and only
+//! http/1.1 for upgrades), a client certificate for upstreams that require one, and an untrusted
 //! certificate answered with a 502, never a plain-text retry.
 
 use std::convert::Infallible;
@@ -13,11 +14,12 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use keel_gateway::CertPair;
 use keel_gateway::{Gateway, GatewayConfig, GatewayError};
 use keel_server::HealthRegistry;
 use keel_test_support::eventually;
-use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::support::{TestGateway, client, json, ws_echo, ws_round_trip};
 
@@ -29,32 +31,64 @@ struct TlsBackend {
     _dir: tempfile::TempDir,
 }
 
-/// A fresh CA in `dir/ca.pem`, and an acceptor with a certificate it signed for `127.0.0.1` whose
-/// ALPN offers `alpn`.
-fn acceptor(dir: &std::path::Path, alpn: &[&[u8]]) -> (tokio_rustls::TlsAcceptor, PathBuf) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+/// A fresh CA: its certificate and what signs with it.
+fn ca() -> (rcgen::Certificate, rcgen::Issuer<'static, rcgen::KeyPair>) {
     let key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).unwrap();
+    (cert, rcgen::Issuer::new(params, key))
+}
+
+/// A certificate `issuer` signed for `names`, and its key.
+fn signed(
+    issuer: &rcgen::Issuer<'static, rcgen::KeyPair>,
+    names: &[&str],
+) -> (rcgen::Certificate, rcgen::KeyPair) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let names = names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+    let cert = rcgen::CertificateParams::new(names)
         .unwrap()
-        .signed_by(&key, &issuer)
+        .signed_by(&key, issuer)
         .unwrap();
+    (cert, key)
+}
+
+/// A fresh CA in `dir/ca.pem`, and an acceptor with a certificate it signed for `127.0.0.1` whose
+/// ALPN offers `alpn`; with `client_ca`, it requires a client certificate that CA issued.
+fn acceptor(
+    dir: &std::path::Path,
+    alpn: &[&[u8]],
+    client_ca: Option<CertificateDer<'static>>,
+) -> (tokio_rustls::TlsAcceptor, PathBuf) {
+    let (ca, issuer) = ca();
+    let (leaf, key) = signed(&issuer, &["127.0.0.1"]);
     let ca_file = dir.join("ca.pem");
     std::fs::write(&ca_file, ca.pem()).unwrap();
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![leaf.der().clone()],
-        PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap(),
-    )
-    .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let builder = match client_ca {
+        Some(c) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(c).unwrap();
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap(),
+        )
+        .unwrap();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     (tokio_rustls::TlsAcceptor::from(Arc::new(config)), ca_file)
 }
@@ -84,8 +118,13 @@ where
 }
 
 async fn tls_backend() -> TlsBackend {
+    tls_backend_requiring(None).await
+}
+
+/// [`tls_backend`], requiring a client certificate `client_ca` issued when given.
+async fn tls_backend_requiring(client_ca: Option<CertificateDer<'static>>) -> TlsBackend {
     let dir = tempfile::tempdir().unwrap();
-    let (acceptor, ca_file) = acceptor(dir.path(), &[b"h2", b"http/1.1"]);
+    let (acceptor, ca_file) = acceptor(dir.path(), &[b"h2", b"http/1.1"], client_ca);
     let addr =
         tls_listener(acceptor, |tls| async move {
             let sni = tls.get_ref().1.server_name().unwrap_or("").to_owned();
@@ -115,7 +154,7 @@ async fn tls_backend() -> TlsBackend {
 /// chosen), so the upgrade works only if the gateway offers http/1.1 alone.
 async fn wss_backend() -> TlsBackend {
     let dir = tempfile::tempdir().unwrap();
-    let (acceptor, ca_file) = acceptor(dir.path(), &[b"h2", b"http/1.1"]);
+    let (acceptor, ca_file) = acceptor(dir.path(), &[b"h2", b"http/1.1"], None);
     let addr = tls_listener(acceptor, ws_echo).await;
     TlsBackend {
         addr,
@@ -241,4 +280,47 @@ async fn a_websocket_upgrade_is_carried_to_an_https_backend() {
     let backend = wss_backend().await;
     let g = trusting(&backend, &route_to(&backend)).await;
     ws_round_trip(&format!("ws://{}/secure/echo", g.addr)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_client_certificate_is_presented_to_an_upstream_that_requires_one() {
+    let (client_ca, client_issuer) = ca();
+    let backend = tls_backend_requiring(Some(client_ca.der().clone())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = signed(&client_issuer, &["keel-gateway"]);
+    let pair = CertPair {
+        cert: dir.path().join("client.pem"),
+        key: dir.path().join("client.key"),
+    };
+    std::fs::write(&pair.cert, cert.pem()).unwrap();
+    std::fs::write(&pair.key, key.serialize_pem()).unwrap();
+    let c = client();
+    for (client_cert, want) in [(Some(pair), 200), (None, 502)] {
+        let g = TestGateway::start(
+            GatewayConfig {
+                upstream_trusted_ca: vec![backend.ca_file.clone()],
+                upstream_client_cert: client_cert,
+                ..GatewayConfig::default()
+            },
+            &route_to(&backend),
+        )
+        .await;
+        let r = c.get(g.url("/secure/x")).send().await.unwrap();
+        assert_eq!(r.status(), want);
+    }
+    // A key that is not the certificate's stops the gateway at start.
+    let other = rcgen::KeyPair::generate().unwrap();
+    std::fs::write(dir.path().join("other.key"), other.serialize_pem()).unwrap();
+    let err = Gateway::new(
+        GatewayConfig {
+            upstream_client_cert: Some(CertPair {
+                cert: dir.path().join("client.pem"),
+                key: dir.path().join("other.key"),
+            }),
+            ..GatewayConfig::default()
+        },
+        &HealthRegistry::new(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("client certificate"), "{err}");
 }
