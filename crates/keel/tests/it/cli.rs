@@ -126,3 +126,30 @@ fn health_exits_nonzero_when_nothing_listens() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("cannot reach"), "{out}");
 }
+
+#[test]
+fn upstream_tls_settings_that_cannot_work_stop_the_gateway() {
+    let (code, out) = run(
+        &["gateway", "--bind", "127.0.0.1:0"],
+        &[(
+            "KEEL_GATEWAY_UPSTREAM_CLIENT_CERT",
+            "/nonexistent/client.pem",
+        )],
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains(
+            "`gateway.upstream-client-cert` and `gateway.upstream-client-key` go together"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("listening on"), "{out}");
+
+    let (code, out) = run(
+        &["gateway", "--bind", "127.0.0.1:0"],
+        &[("KEEL_GATEWAY_UPSTREAM_TRUSTED_CA", "/nonexistent/ca.pem")],
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("/nonexistent/ca.pem"), "{out}");
+    assert!(!out.contains("gateway listening on"), "{out}");
+}
