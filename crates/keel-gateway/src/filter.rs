@@ -37,6 +37,8 @@ pub enum RouteOption {
     CircuitBreaker(CircuitBreakerSpec),
     RateLimiter(RateLimitSpec),
     Retry(RetrySpec),
+    /// `PreserveHostHeader`: the client's `Host` goes to the backend instead of the backend's address.
+    PreserveHost,
 }
 
 /// `CircuitBreaker`: what to answer when the service's breaker is open or the call fails.
@@ -342,6 +344,7 @@ pub fn compile(spec: &Spec) -> Result<Compiled, FilterError> {
                 fail_open,
             }))
         }
+        "PreserveHostHeader" => O(RouteOption::PreserveHost),
         "Retry" => O(RouteOption::Retry(RetrySpec {
             retries: number(spec, "retries", 0, Some(1))?,
         })),
@@ -351,7 +354,8 @@ pub fn compile(spec: &Spec) -> Result<Compiled, FilterError> {
                 format!(
                     "unknown filter `{other}` (known: StripPrefix, PrefixPath, RewritePath, SetPath, \
                  Add/Set/RemoveRequestHeader, Add/Set/RemoveResponseHeader, SetStatus, RedirectTo, RequestSize, \
-                 SecureHeaders, CircuitBreaker, RequestRateLimiter, Retry, JwtAuth, ApiKeyAuth, BasicAuth)"
+                 SecureHeaders, PreserveHostHeader, CircuitBreaker, RequestRateLimiter, Retry, JwtAuth, ApiKeyAuth, \
+                 BasicAuth)"
                 ),
             ));
         }

@@ -400,6 +400,11 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
             prefix: &stripped,
         },
     );
+    if route.preserve_host
+        && let Some(host) = original_host
+    {
+        parts.headers.insert(header::HOST, host);
+    }
     parts
         .headers
         .insert(X_REQUEST_ID, ledger.request_id.clone());

@@ -258,8 +258,9 @@ spring.cloud.gateway:
 async fn proxy_headers_sensitive_headers_and_request_ids() {
     let a = Backend::start("a").await;
     let routes = format!(
-        "spring.cloud.gateway.routes:\n  - id: ext\n    uri: http://{}\n    predicates: [Path=/ext/**]\n",
-        a.addr
+        "spring.cloud.gateway.routes:\n  - id: ext\n    uri: http://{a}\n    predicates: [Path=/ext/**]\n  \
+         - id: keep\n    uri: http://{a}\n    predicates: [Path=/keep/**]\n    filters: [PreserveHostHeader]\n",
+        a = a.addr
     );
     let g = TestGateway::start(GatewayConfig::default(), &routes).await;
     g.backends("svc", &[&a]);
@@ -294,6 +295,16 @@ async fn proxy_headers_sensitive_headers_and_request_ids() {
             .starts_with("for=127.0.0.1;proto=http")
     );
     assert_eq!(h["host"], a.addr.to_string());
+    // PreserveHostHeader: the client's Host reaches the backend (and X-Forwarded-Host still says it).
+    let r = c
+        .get(g.url("/keep/x"))
+        .header("host", "shop.example.com")
+        .send()
+        .await
+        .unwrap();
+    let v = json(r).await;
+    assert_eq!(v["headers"]["host"], "shop.example.com");
+    assert_eq!(v["headers"]["x-forwarded-host"], "shop.example.com");
     // lb:// routes pass them, and a request id is created when none came.
     let r = c
         .get(g.url("/svc/x"))
