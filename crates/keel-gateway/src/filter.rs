@@ -19,14 +19,72 @@ pub enum Filter {
     AddRequestHeader(HeaderName, HeaderValue),
     SetRequestHeader(HeaderName, HeaderValue),
     RemoveRequestHeader(HeaderName),
+    /// `MapRequestHeader`: every value of the first header is also sent under the second.
+    MapRequestHeader(HeaderName, HeaderName),
+    /// `AddRequestParameter`: `name=value` appended to the query (both already valid query text).
+    AddRequestParameter(String, String),
+    /// `RemoveRequestParameter`: every `name=…` pair dropped from the query.
+    RemoveRequestParameter(String),
     AddResponseHeader(HeaderName, HeaderValue),
     SetResponseHeader(HeaderName, HeaderValue),
     RemoveResponseHeader(HeaderName),
+    /// `DedupeResponseHeader`: repeated values of each named header reduced to one.
+    DedupeResponseHeader(Vec<HeaderName>, Dedupe),
     SetStatus(StatusCode),
     RedirectTo(StatusCode, HeaderValue),
     /// Largest body in bytes; larger declared bodies get 413.
     RequestSize(u64),
     SecureHeaders,
+}
+
+/// Which values `DedupeResponseHeader` keeps (Spring Cloud Gateway's strategies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dedupe {
+    /// `RETAIN_FIRST` (the default): the first value.
+    First,
+    /// `RETAIN_LAST`: the last value.
+    Last,
+    /// `RETAIN_UNIQUE`: each distinct value once, in order.
+    Unique,
+}
+
+impl Dedupe {
+    /// Applies the strategy to `name`'s values in `headers`.
+    pub fn apply(self, headers: &mut http::HeaderMap, name: &HeaderName) {
+        let values: Vec<HeaderValue> = headers.get_all(name).iter().cloned().collect();
+        if values.len() < 2 {
+            return;
+        }
+        let kept: Vec<HeaderValue> = match self {
+            Dedupe::First => values.into_iter().take(1).collect(),
+            Dedupe::Last => values.into_iter().last().into_iter().collect(),
+            Dedupe::Unique => {
+                let mut kept: Vec<HeaderValue> = Vec::with_capacity(values.len());
+                for v in values {
+                    if !kept.contains(&v) {
+                        kept.push(v);
+                    }
+                }
+                kept
+            }
+        };
+        headers.remove(name);
+        for v in kept {
+            headers.append(name, v);
+        }
+    }
+}
+
+/// The `Host` header sent upstream.
+#[derive(Debug, Clone, Default)]
+pub enum UpstreamHost {
+    /// The backend's own address (the default, as in Spring Cloud Gateway).
+    #[default]
+    Backend,
+    /// `PreserveHostHeader`: the client's.
+    Client,
+    /// `SetRequestHostHeader`: a fixed one.
+    Fixed(HeaderValue),
 }
 
 /// Filters that configure the route's protection instead of editing messages.
@@ -37,8 +95,8 @@ pub enum RouteOption {
     CircuitBreaker(CircuitBreakerSpec),
     RateLimiter(RateLimitSpec),
     Retry(RetrySpec),
-    /// `PreserveHostHeader`: the client's `Host` goes to the backend instead of the backend's address.
-    PreserveHost,
+    /// `PreserveHostHeader` or `SetRequestHostHeader`: the `Host` the backend gets.
+    Host(UpstreamHost),
 }
 
 /// `CircuitBreaker`: what to answer when the service's breaker is open or the call fails.
@@ -173,6 +231,48 @@ fn number<T: std::str::FromStr>(
             .map_err(|_| err(spec, format!("`{name}` must be a number, not `{v}`"))),
         None => default.ok_or_else(|| err(spec, format!("argument `{name}` is required"))),
     }
+}
+
+/// A query parameter's name or value as given: it must already be valid query text (percent-encode
+/// anything else), and a name holds no `=`.
+fn query_text(spec: &Spec, raw: &str, name: bool) -> Result<String, FilterError> {
+    let ok = |b: u8| {
+        b.is_ascii_alphanumeric() || b"-._~%!$'()*+,;:@/?".contains(&b) || (!name && b == b'=')
+    };
+    if (name && raw.is_empty()) || !raw.bytes().all(ok) {
+        return Err(err(
+            spec,
+            format!(
+                "`{raw}` is not valid in a query {}; percent-encode it",
+                if name { "name" } else { "value" }
+            ),
+        ));
+    }
+    Ok(raw.to_owned())
+}
+
+/// The query with `name=value` appended, or with every `name` pair removed (`value` `None`).
+pub fn edit_query(query: Option<&str>, name: &str, value: Option<&str>) -> String {
+    let mut out = String::with_capacity(query.map_or(0, str::len) + name.len() + 16);
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+        if value.is_none() && key == name {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('&');
+        }
+        out.push_str(pair);
+    }
+    if let Some(v) = value {
+        if !out.is_empty() {
+            out.push('&');
+        }
+        out.push_str(name);
+        out.push('=');
+        out.push_str(v);
+    }
+    out
 }
 
 /// A compiled filter: a message edit or a route option.
@@ -344,7 +444,50 @@ pub fn compile(spec: &Spec) -> Result<Compiled, FilterError> {
                 fail_open,
             }))
         }
-        "PreserveHostHeader" => O(RouteOption::PreserveHost),
+        "PreserveHostHeader" => O(RouteOption::Host(UpstreamHost::Client)),
+        "SetRequestHostHeader" => O(RouteOption::Host(UpstreamHost::Fixed(
+            HeaderValue::from_str(need(spec, "host", 0)?).map_err(|e| err(spec, e.to_string()))?,
+        ))),
+        "MapRequestHeader" => {
+            let name = |arg: &str, pos: usize| {
+                HeaderName::from_bytes(need(spec, arg, pos)?.as_bytes())
+                    .map_err(|e| err(spec, e.to_string()))
+            };
+            F(Filter::MapRequestHeader(
+                name("fromHeader", 0)?,
+                name("toHeader", 1)?,
+            ))
+        }
+        "AddRequestParameter" => F(Filter::AddRequestParameter(
+            query_text(spec, need(spec, "name", 0)?, true)?,
+            query_text(spec, need(spec, "value", 1)?, false)?,
+        )),
+        "RemoveRequestParameter" => F(Filter::RemoveRequestParameter(query_text(
+            spec,
+            need(spec, "name", 0)?,
+            true,
+        )?)),
+        "DedupeResponseHeader" => {
+            let names = need(spec, "name", 0)?
+                .split_whitespace()
+                .map(|n| HeaderName::from_bytes(n.as_bytes()).map_err(|e| err(spec, e.to_string())))
+                .collect::<Result<Vec<_>, _>>()?;
+            if names.is_empty() {
+                return Err(err(spec, "argument `name` lists no header"));
+            }
+            let strategy = match spec.arg("strategy", 1).map(str::trim) {
+                None | Some("" | "RETAIN_FIRST") => Dedupe::First,
+                Some("RETAIN_LAST") => Dedupe::Last,
+                Some("RETAIN_UNIQUE") => Dedupe::Unique,
+                Some(other) => {
+                    return Err(err(
+                        spec,
+                        format!("strategy `{other}` is RETAIN_FIRST, RETAIN_LAST or RETAIN_UNIQUE"),
+                    ));
+                }
+            };
+            F(Filter::DedupeResponseHeader(names, strategy))
+        }
         "Retry" => O(RouteOption::Retry(RetrySpec {
             retries: number(spec, "retries", 0, Some(1))?,
         })),
@@ -353,8 +496,9 @@ pub fn compile(spec: &Spec) -> Result<Compiled, FilterError> {
                 spec,
                 format!(
                     "unknown filter `{other}` (known: StripPrefix, PrefixPath, RewritePath, SetPath, \
-                 Add/Set/RemoveRequestHeader, Add/Set/RemoveResponseHeader, SetStatus, RedirectTo, RequestSize, \
-                 SecureHeaders, PreserveHostHeader, CircuitBreaker, RequestRateLimiter, Retry, JwtAuth, ApiKeyAuth, \
+                 Add/Set/RemoveRequestHeader, MapRequestHeader, Add/RemoveRequestParameter, \
+                 Add/Set/RemoveResponseHeader, DedupeResponseHeader, SetStatus, RedirectTo, RequestSize, \
+                 SecureHeaders, PreserveHostHeader, SetRequestHostHeader, CircuitBreaker, RequestRateLimiter, Retry, JwtAuth, ApiKeyAuth, \
                  BasicAuth)"
                 ),
             ));
@@ -479,5 +623,58 @@ mod tests {
             run(&Filter::SetPath("/v2/{segment}".into()), "/a/x", &caps).0,
             "/v2/x"
         );
+    }
+
+    #[test]
+    fn query_parameters_are_added_and_removed_pair_by_pair() {
+        assert_eq!(edit_query(None, "lang", Some("en")), "lang=en");
+        assert_eq!(edit_query(Some("a=1"), "lang", Some("en")), "a=1&lang=en");
+        assert_eq!(
+            edit_query(Some("debug=1&a=1&debug&debugger=2"), "debug", None),
+            "a=1&debugger=2"
+        );
+        assert_eq!(edit_query(Some("debug=1"), "debug", None), "");
+    }
+
+    #[test]
+    fn dedupe_strategies_keep_first_last_or_unique_values() {
+        let name = HeaderName::from_static("x-dup");
+        let headers = || {
+            let mut h = http::HeaderMap::new();
+            for v in ["a", "b", "a", "c"] {
+                h.append(&name, HeaderValue::from_static(v));
+            }
+            h
+        };
+        for (strategy, want) in [
+            (Dedupe::First, vec!["a"]),
+            (Dedupe::Last, vec!["c"]),
+            (Dedupe::Unique, vec!["a", "b", "c"]),
+        ] {
+            let mut h = headers();
+            strategy.apply(&mut h, &name);
+            let got: Vec<_> = h
+                .get_all(&name)
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect();
+            assert_eq!(got, want, "{strategy:?}");
+        }
+    }
+
+    #[test]
+    fn text_that_cannot_go_into_a_query_or_an_unknown_strategy_is_refused() {
+        for bad in [
+            "AddRequestParameter=lang, e n",
+            "AddRequestParameter=a&b, 1",
+            "RemoveRequestParameter=x=y",
+            "DedupeResponseHeader=X-Dup, RETAIN_SOME",
+            "SetRequestHostHeader",
+        ] {
+            let spec = Spec::shortcut(bad).unwrap();
+            assert!(compile(&spec).is_err(), "{bad} compiled");
+        }
+        let spec = Spec::shortcut("AddRequestParameter=q, a%20b=c").unwrap();
+        assert!(compile(&spec).is_ok());
     }
 }

@@ -18,7 +18,7 @@ use crate::Gateway;
 use crate::access_log::{Instance, Line};
 use crate::auth::Principal;
 use crate::client;
-use crate::filter::{self, Filter, KeyResolver};
+use crate::filter::{self, Filter, KeyResolver, UpstreamHost};
 use crate::forwarded::{self, Hop};
 use crate::path;
 use crate::pool;
@@ -280,6 +280,19 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
             Filter::RemoveRequestHeader(n) => {
                 parts.headers.remove(n);
             }
+            Filter::MapRequestHeader(from, to) => {
+                let values: Vec<HeaderValue> =
+                    parts.headers.get_all(from).iter().cloned().collect();
+                for v in values {
+                    parts.headers.append(to, v);
+                }
+            }
+            Filter::AddRequestParameter(name, value) => {
+                set_query(&mut parts.uri, name, Some(value));
+            }
+            Filter::RemoveRequestParameter(name) => {
+                set_query(&mut parts.uri, name, None);
+            }
             Filter::RedirectTo(status, url) => {
                 let mut resp = Response::new(Body::empty());
                 *resp.status_mut() = *status;
@@ -400,10 +413,14 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
             prefix: &stripped,
         },
     );
-    if route.preserve_host
-        && let Some(host) = original_host
-    {
-        parts.headers.insert(header::HOST, host);
+    match (&route.host, original_host) {
+        (UpstreamHost::Client, Some(host)) => {
+            parts.headers.insert(header::HOST, host);
+        }
+        (UpstreamHost::Fixed(host), _) => {
+            parts.headers.insert(header::HOST, host.clone());
+        }
+        _ => {}
     }
     parts
         .headers
@@ -494,6 +511,11 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
             Filter::RemoveResponseHeader(n) => {
                 headers.remove(n);
             }
+            Filter::DedupeResponseHeader(names, strategy) => {
+                for n in names {
+                    strategy.apply(headers, n);
+                }
+            }
             Filter::SetStatus(s) => status_override = Some(*s),
             Filter::SecureHeaders => {
                 for (n, v) in filter::SECURE_HEADERS {
@@ -513,6 +535,23 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
         *resp.status_mut() = s;
     }
     finish(&gw, ledger, resp)
+}
+
+/// Appends `name=value` to `uri`'s query, or drops every `name` pair (`value` `None`; an emptied
+/// query drops the `?`). The filters' own text is valid query text.
+fn set_query(uri: &mut Uri, name: &str, value: Option<&str>) {
+    let query = filter::edit_query(uri.query(), name, value);
+    let mut pq = String::with_capacity(uri.path().len() + 1 + query.len());
+    pq.push_str(uri.path());
+    if !query.is_empty() {
+        pq.push('?');
+        pq.push_str(&query);
+    }
+    let mut parts = std::mem::take(uri).into_parts();
+    parts.path_and_query = http::uri::PathAndQuery::try_from(pq).ok();
+    if let Ok(u) = Uri::from_parts(parts) {
+        *uri = u;
+    }
 }
 
 fn bad(uri: &Uri, what: &str, headers: &HeaderMap) -> Response<Body> {

@@ -45,8 +45,8 @@ pub struct Route {
     pub auth: Option<Arc<Authenticator>>,
     /// Metadata `protocol: h2c`: HTTP/2 without TLS (prior knowledge) to the backend, as gRPC needs.
     pub h2c: bool,
-    /// `PreserveHostHeader`: the client's `Host` is forwarded.
-    pub preserve_host: bool,
+    /// The `Host` sent upstream (`PreserveHostHeader`, `SetRequestHostHeader`).
+    pub host: filter::UpstreamHost,
     pub metrics: RouteMetrics,
 }
 
@@ -269,7 +269,7 @@ impl Table {
         let mut limiter = None;
         let mut retries = ctx.default_retries;
         let mut auth: Option<Arc<Authenticator>> = None;
-        let mut preserve_host = false;
+        let mut host = filter::UpstreamHost::Backend;
         for o in options {
             match o {
                 RouteOption::Auth(a) => {
@@ -280,7 +280,7 @@ impl Table {
                 }
                 RouteOption::CircuitBreaker(b) => breaker = Some(b),
                 RouteOption::Retry(r) => retries = r.retries,
-                RouteOption::PreserveHost => preserve_host = true,
+                RouteOption::Host(h) => host = h,
                 RouteOption::RateLimiter(spec) => {
                     limiter = Some(
                         ctx.limiters
@@ -339,7 +339,7 @@ impl Table {
             retries,
             auth,
             h2c,
-            preserve_host,
+            host,
         })
     }
 
@@ -361,7 +361,7 @@ impl Table {
             retries: ctx.default_retries,
             auth: None,
             h2c: false,
-            preserve_host: false,
+            host: filter::UpstreamHost::Backend,
         }
     }
 

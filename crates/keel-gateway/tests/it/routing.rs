@@ -188,6 +188,18 @@ spring.cloud.gateway:
         - SetResponseHeader=Content-Type, text/plain
         - RemoveResponseHeader=X-Backend-Header
         - SecureHeaders
+    - id: more
+      uri: http://{a}
+      predicates: [Path=/more/**]
+      filters:
+        - MapRequestHeader=X-Tenant, X-Org
+        - AddRequestParameter=lang, en
+        - RemoveRequestParameter=debug
+        - SetRequestHostHeader=api.internal
+        - AddResponseHeader=X-Dup, a
+        - AddResponseHeader=X-Dup, a
+        - AddResponseHeader=X-Dup, b
+        - DedupeResponseHeader=X-Dup, RETAIN_UNIQUE
     - id: status
       uri: http://{a}
       predicates: [Path=/teapot/**]
@@ -230,6 +242,19 @@ spring.cloud.gateway:
     assert_eq!(v["headers"]["x-added"], "one");
     assert_eq!(v["headers"]["x-set"], "two");
     assert!(v["headers"].get("x-drop").is_none());
+    let r = c
+        .get(g.url("/more/x?debug=1&q=2&debug"))
+        .header("x-tenant", "t1")
+        .send()
+        .await
+        .unwrap();
+    let dup: Vec<_> = r.headers().get_all("x-dup").iter().collect();
+    assert_eq!(dup, ["a", "b"]);
+    let v = json(r).await;
+    assert_eq!(v["path"], "/more/x?q=2&lang=en");
+    assert_eq!(v["headers"]["x-org"], "t1");
+    assert_eq!(v["headers"]["x-tenant"], "t1");
+    assert_eq!(v["headers"]["host"], "api.internal");
     assert_eq!(c.get(g.url("/teapot")).send().await.unwrap().status(), 418);
     let r = c.get(g.url("/old/x")).send().await.unwrap();
     assert_eq!(r.status(), 302);
