@@ -547,8 +547,11 @@ fn set_query(uri: &mut Uri, name: &str, value: Option<&str>) {
         pq.push('?');
         pq.push_str(&query);
     }
-    let mut parts = std::mem::take(uri).into_parts();
-    parts.path_and_query = http::uri::PathAndQuery::try_from(pq).ok();
+    let Ok(pq) = http::uri::PathAndQuery::try_from(pq) else {
+        return;
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(pq);
     if let Ok(u) = Uri::from_parts(parts) {
         *uri = u;
     }
