@@ -28,6 +28,12 @@ pub enum Filter {
     AddResponseHeader(HeaderName, HeaderValue),
     SetResponseHeader(HeaderName, HeaderValue),
     RemoveResponseHeader(HeaderName),
+    /// `RewriteResponseHeader`: every match of the regex in each value of the header replaced.
+    RewriteResponseHeader {
+        name: HeaderName,
+        regex: Regex,
+        replacement: String,
+    },
     /// `DedupeResponseHeader`: repeated values of each named header reduced to one.
     DedupeResponseHeader(Vec<HeaderName>, Dedupe),
     SetStatus(StatusCode),
@@ -72,6 +78,36 @@ impl Dedupe {
         for v in kept {
             headers.append(name, v);
         }
+    }
+}
+
+/// `RewriteResponseHeader`: replaces every match in each value of `name`; a value the replacement
+/// would make invalid is left as it was.
+pub fn rewrite_header(
+    headers: &mut http::HeaderMap,
+    name: &HeaderName,
+    regex: &Regex,
+    replacement: &str,
+) {
+    if !headers.contains_key(name) {
+        return;
+    }
+    let values: Vec<HeaderValue> = headers
+        .get_all(name)
+        .iter()
+        .map(|v| match v.to_str() {
+            Ok(text) => match regex.replace_all(text, replacement) {
+                std::borrow::Cow::Owned(new) => {
+                    HeaderValue::from_str(&new).unwrap_or_else(|_| v.clone())
+                }
+                std::borrow::Cow::Borrowed(_) => v.clone(),
+            },
+            Err(_) => v.clone(),
+        })
+        .collect();
+    headers.remove(name);
+    for v in values {
+        headers.append(name, v);
     }
 }
 
@@ -303,6 +339,11 @@ pub fn compile(spec: &Spec) -> Result<Compiled, FilterError> {
             let replacement = spec.arg("replacement", 1).unwrap_or("").replace("$\\", "$");
             F(Filter::RewritePath { regex, replacement })
         }
+        "RewriteResponseHeader" => F(Filter::RewriteResponseHeader {
+            name: header_name(spec, 0)?,
+            regex: Regex::new(need(spec, "regexp", 1)?).map_err(|e| err(spec, e.to_string()))?,
+            replacement: spec.arg("replacement", 2).unwrap_or("").replace("$\\", "$"),
+        }),
         "SetPath" => F(Filter::SetPath(need(spec, "template", 0)?.to_owned())),
         "AddRequestHeader" => header_pair(spec).map(|(n, v)| F(Filter::AddRequestHeader(n, v)))?,
         "SetRequestHeader" => header_pair(spec).map(|(n, v)| F(Filter::SetRequestHeader(n, v)))?,
@@ -497,7 +538,7 @@ pub fn compile(spec: &Spec) -> Result<Compiled, FilterError> {
                 format!(
                     "unknown filter `{other}` (known: StripPrefix, PrefixPath, RewritePath, SetPath, \
                  Add/Set/RemoveRequestHeader, MapRequestHeader, Add/RemoveRequestParameter, \
-                 Add/Set/RemoveResponseHeader, DedupeResponseHeader, SetStatus, RedirectTo, RequestSize, \
+                 Add/Set/RemoveResponseHeader, RewriteResponseHeader, DedupeResponseHeader, SetStatus, RedirectTo, RequestSize, \
                  SecureHeaders, PreserveHostHeader, SetRequestHostHeader, CircuitBreaker, RequestRateLimiter, Retry, JwtAuth, ApiKeyAuth, \
                  BasicAuth)"
                 ),
@@ -676,5 +717,33 @@ mod tests {
         }
         let spec = Spec::shortcut("AddRequestParameter=q, a%20b=c").unwrap();
         assert!(compile(&spec).is_ok());
+    }
+
+    #[test]
+    fn rewrite_response_header_uses_named_groups_and_leaves_other_headers() {
+        let spec = Spec::shortcut(
+            "RewriteResponseHeader=Location, ://(?<h>[a-z]+):8443/, ://$\\{h}.example.com/",
+        )
+        .unwrap();
+        let Ok(Compiled::Filter(Filter::RewriteResponseHeader {
+            name,
+            regex,
+            replacement,
+        })) = compile(&spec)
+        else {
+            panic!("not compiled");
+        };
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            "location",
+            HeaderValue::from_static("https://internal:8443/a"),
+        );
+        h.insert(
+            "x-other",
+            HeaderValue::from_static("https://internal:8443/a"),
+        );
+        rewrite_header(&mut h, &name, &regex, &replacement);
+        assert_eq!(h["location"], "https://internal.example.com/a");
+        assert_eq!(h["x-other"], "https://internal:8443/a");
     }
 }

@@ -511,6 +511,11 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
             Filter::RemoveResponseHeader(n) => {
                 headers.remove(n);
             }
+            Filter::RewriteResponseHeader {
+                name,
+                regex,
+                replacement,
+            } => filter::rewrite_header(headers, name, regex, replacement),
             Filter::DedupeResponseHeader(names, strategy) => {
                 for n in names {
                     strategy.apply(headers, n);

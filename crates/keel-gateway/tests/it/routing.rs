@@ -200,6 +200,8 @@ spring.cloud.gateway:
         - AddResponseHeader=X-Dup, a
         - AddResponseHeader=X-Dup, b
         - DedupeResponseHeader=X-Dup, RETAIN_UNIQUE
+        - AddResponseHeader=X-Redirected, https://internal:8443/a?password=s3cret&x=1
+        - RewriteResponseHeader=X-Redirected, password=[^&]+, password=***
     - id: status
       uri: http://{a}
       predicates: [Path=/teapot/**]
@@ -250,6 +252,10 @@ spring.cloud.gateway:
         .unwrap();
     let dup: Vec<_> = r.headers().get_all("x-dup").iter().collect();
     assert_eq!(dup, ["a", "b"]);
+    assert_eq!(
+        r.headers()["x-redirected"],
+        "https://internal:8443/a?password=***&x=1"
+    );
     let v = json(r).await;
     assert_eq!(v["path"], "/more/x?q=2&lang=en");
     assert_eq!(v["headers"]["x-org"], "t1");
