@@ -9,7 +9,7 @@ use keel_server::{
 };
 use keel_test_support::eventually;
 
-use crate::support::{Backend, TestGateway, client};
+use crate::support::{Backend, TestGateway, client, text};
 
 pub(crate) async fn registry() -> std::net::SocketAddr {
     let reg = keel_registry::Registry::new(
@@ -214,14 +214,7 @@ async fn keel_components_are_not_routed_to_by_discovery_unless_included_by_name(
             assert_eq!(status, 404, "no discovery route to the gateway itself");
             let r = c.get(g.url(&deep)).send().await.unwrap();
             assert_eq!(r.status(), 404);
-            let listed = c
-                .get(g.url("/keel/v1/gateway/routes"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let listed = text(&c, g.url("/keel/v1/gateway/routes")).await;
             assert!(!listed.contains("discovery_keel-gateway"), "{listed}");
             assert!(listed.contains("discovery_orders"), "{listed}");
         }

@@ -8,7 +8,7 @@ use keel_gateway::GatewayConfig;
 use keel_resilience::BreakerConfig;
 use keel_test_support::eventually;
 
-use crate::support::{Backend, TestGateway, client, json, load_loop};
+use crate::support::{Backend, TestGateway, client, json, load_loop, text};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_killed_mid_load_fails_no_idempotent_request() {
@@ -126,14 +126,7 @@ spring.cloud.gateway.routes:
     )
     .await;
     assert_eq!(services["services"][0]["breaker"]["state"], "Open");
-    let metrics = c
-        .get(g.url("/actuator/prometheus"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = text(&c, g.url("/actuator/prometheus")).await;
     assert!(
         metrics.contains("keel_gateway_breaker_state{service=\"flaky\"} 1"),
         "{metrics}"
@@ -205,14 +198,7 @@ spring.cloud.gateway.routes:
         403
     );
     assert_eq!(a.count(), 4);
-    let metrics = c
-        .get(g.url("/actuator/prometheus"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = text(&c, g.url("/actuator/prometheus")).await;
     assert!(
         metrics.contains("keel_gateway_rate_limited_total{route=\"limited\"} 1"),
         "{metrics}"

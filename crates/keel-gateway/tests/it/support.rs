@@ -226,6 +226,11 @@ pub async fn access_log_until(
     .await
 }
 
+/// The body of a GET of `url`, as text.
+pub async fn text(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
+    c.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 pub async fn json(resp: reqwest::Response) -> serde_json::Value {
     resp.json().await.unwrap()
 }
