@@ -1,6 +1,8 @@
-//! Compiled route predicates: Path, Host, Method, Header, Query, Cookie, RemoteAddr and Weight.
+//! Compiled route predicates: Path, Host, Method, Header, Query, Cookie, RemoteAddr, Weight, and
+//! After/Before/Between.
 
 use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderName, Method};
 use regex::Regex;
@@ -42,6 +44,11 @@ pub enum Predicate {
         regex: Regex,
     },
     RemoteAddr(Vec<Cidr>),
+    /// `After`, `Before`, `Between`: the request arrives after `after` and before `before`.
+    Time {
+        after: Option<SystemTime>,
+        before: Option<SystemTime>,
+    },
     /// Matches when the request's draw falls in `[lo, hi)`; ranges are assigned per group at compile time.
     Weight {
         group: String,
@@ -71,6 +78,40 @@ fn regex_arg(spec: &Spec, name: &str, pos: usize) -> Result<Option<Regex>, Predi
         .filter(|r| !r.is_empty())
         .map(|r| Regex::new(&format!("^(?:{r})$")).map_err(|e| err(spec, e.to_string())))
         .transpose()
+}
+
+/// An instant as Spring Cloud Gateway writes one: `2017-01-20T17:42:47.789-07:00[America/Denver]`
+/// (RFC 3339; the zone name is dropped, the offset fixes the instant; Java omits `:00` seconds),
+/// or milliseconds since the Unix epoch.
+fn instant(spec: &Spec, name: &str, pos: usize) -> Result<SystemTime, PredicateError> {
+    let raw = spec
+        .arg(name, pos)
+        .ok_or_else(|| err(spec, format!("needs `{name}`")))?
+        .trim();
+    if !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) {
+        let ms: u64 = raw
+            .parse()
+            .map_err(|_| err(spec, format!("`{raw}` is out of range")))?;
+        return Ok(UNIX_EPOCH + Duration::from_millis(ms));
+    }
+    let text = raw.split_once('[').map_or(raw, |(t, _)| t);
+    let rfc3339 = &time::format_description::well_known::Rfc3339;
+    let parsed = time::OffsetDateTime::parse(text, rfc3339).or_else(|e| {
+        // `…T17:42-07:00`: a time without seconds, as Java's ZonedDateTime prints one.
+        match text.find('T').map(|t| t + 6) {
+            Some(at) if text.len() > at && !text[at..].starts_with(':') => {
+                let with_seconds = format!("{}:00{}", &text[..at], &text[at..]);
+                time::OffsetDateTime::parse(&with_seconds, rfc3339).map_err(|_| e)
+            }
+            _ => Err(e),
+        }
+    });
+    parsed.map(SystemTime::from).map_err(|e| {
+        err(
+            spec,
+            format!("`{raw}` is not an instant such as 2017-01-20T17:42:47.789-07:00[America/Denver] ({e})"),
+        )
+    })
 }
 
 impl Predicate {
@@ -138,6 +179,27 @@ impl Predicate {
                 .map(|s| s.parse::<Cidr>().map_err(|e| err(spec, e)))
                 .collect::<Result<_, _>>()
                 .map(Predicate::RemoteAddr),
+            "After" => Ok(Predicate::Time {
+                after: Some(instant(spec, "datetime", 0)?),
+                before: None,
+            }),
+            "Before" => Ok(Predicate::Time {
+                after: None,
+                before: Some(instant(spec, "datetime", 0)?),
+            }),
+            "Between" => {
+                let (after, before) = (
+                    instant(spec, "datetime1", 0)?,
+                    instant(spec, "datetime2", 1)?,
+                );
+                if after >= before {
+                    return Err(err(spec, "the first instant must come before the second"));
+                }
+                Ok(Predicate::Time {
+                    after: Some(after),
+                    before: Some(before),
+                })
+            }
             "Weight" => {
                 let group = spec
                     .arg("group", 0)
@@ -158,7 +220,8 @@ impl Predicate {
             other => Err(err(
                 spec,
                 format!(
-                    "unknown predicate `{other}` (known: Path, Host, Method, Header, Query, Cookie, RemoteAddr, Weight)"
+                    "unknown predicate `{other}` (known: Path, Host, Method, Header, Query, Cookie, RemoteAddr, Weight, \
+                     After, Before, Between)"
                 ),
             )),
         }
@@ -166,6 +229,12 @@ impl Predicate {
 
     /// Evaluates against a request; Path/Host variables are appended to `captures`.
     #[inline]
+    /// Whether `now` lies after `after` and before `before` (bounds excluded, as Spring's
+    /// `isAfter`/`isBefore`).
+    fn within(after: Option<SystemTime>, before: Option<SystemTime>, now: SystemTime) -> bool {
+        after.is_none_or(|a| now > a) && before.is_none_or(|b| now < b)
+    }
+
     pub fn test(&self, req: &RequestView<'_>, captures: &mut Captures) -> bool {
         match self {
             Predicate::Path(ps) => ps.iter().any(|p| p.matches(req.path, Some(captures))),
@@ -194,6 +263,7 @@ impl Predicate {
                 })
             }
             Predicate::RemoteAddr(cidrs) => cidrs.iter().any(|c| c.contains(req.client_ip)),
+            Predicate::Time { after, before } => Self::within(*after, *before, SystemTime::now()),
             Predicate::Weight { lo, hi, .. } => req.weight_draw >= *lo && req.weight_draw < *hi,
         }
     }
@@ -299,5 +369,51 @@ mod tests {
         assert!(c.contains("::ffff:10.1.0.9".parse().unwrap()));
         let all: Cidr = "0.0.0.0/0".parse().unwrap();
         assert!(all.contains("1.2.3.4".parse().unwrap()));
+    }
+
+    fn at(spec: &str) -> Result<SystemTime, PredicateError> {
+        instant(&Spec::shortcut(spec).unwrap(), "datetime", 0)
+    }
+
+    #[test]
+    fn instants_are_read_in_spring_cloud_gateways_forms() {
+        let ms = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_millis();
+        let want = 1_484_959_367_789;
+        assert_eq!(
+            ms(at("After=2017-01-20T17:42:47.789-07:00[America/Denver]").unwrap()),
+            want
+        );
+        assert_eq!(ms(at("After=2017-01-21T00:42:47.789Z").unwrap()), want);
+        assert_eq!(ms(at("After=1484959367789").unwrap()), want);
+        assert_eq!(
+            ms(at("After=2017-01-20T17:42-07:00[America/Denver]").unwrap()),
+            1_484_959_320_000,
+            "Java leaves out zero seconds"
+        );
+        for bad in [
+            "After=yesterday",
+            "After=2017-01-20",
+            "After=2017-13-01T00:00:00Z",
+        ] {
+            assert!(at(bad).is_err(), "{bad}");
+        }
+        let between = Spec::shortcut("Between=2018-01-01T00:00:00Z, 2017-01-01T00:00:00Z").unwrap();
+        assert!(Predicate::compile(&between).is_err(), "reversed bounds");
+    }
+
+    #[test]
+    fn time_bounds_are_exclusive() {
+        let t = UNIX_EPOCH + Duration::from_secs(1000);
+        let s = Duration::from_secs(1);
+        assert!(Predicate::within(Some(t - s), Some(t + s), t));
+        assert!(
+            !Predicate::within(Some(t), None, t),
+            "After is strictly after"
+        );
+        assert!(
+            !Predicate::within(None, Some(t), t),
+            "Before is strictly before"
+        );
+        assert!(Predicate::within(None, None, t));
     }
 }

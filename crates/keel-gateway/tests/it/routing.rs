@@ -73,6 +73,15 @@ spring:
         - id: cookie
           uri: http://{a}
           predicates: ["Cookie=flavour, choc.*", "Path=/c/**"]
+        - id: launched
+          uri: http://{a}
+          predicates: ["After=2017-01-20T17:42:47.789-07:00[America/Denver]", "Path=/t/after/**"]
+        - id: expired
+          uri: http://{a}
+          predicates: ["Before=2017-01-20T17:42-07:00[America/Denver]", "Path=/t/before/**"]
+        - id: window
+          uri: http://{a}
+          predicates: ["Between=1484959367789, 9999-12-31T23:59:59Z", "Path=/t/between/**"]
         - id: heavy
           uri: http://{a}
           predicates: ["Weight=canary, 7", "Path=/w/**"]
@@ -148,6 +157,10 @@ spring:
             .unwrap()),
         404
     );
+    // Spring's instant forms (zone name, no seconds, epoch milliseconds), against the real clock.
+    assert_eq!(st(c.get(g.url("/t/after/x")).send().await.unwrap()), 200);
+    assert_eq!(st(c.get(g.url("/t/before/x")).send().await.unwrap()), 404);
+    assert_eq!(st(c.get(g.url("/t/between/x")).send().await.unwrap()), 200);
     let mut heavy = 0;
     for _ in 0..200 {
         let v = json(c.get(g.url("/w/x")).send().await.unwrap()).await;
