@@ -5,6 +5,7 @@ use regex::Regex;
 
 use crate::definition::Spec;
 use crate::pattern::Captures;
+use crate::retry::RetryPolicy;
 
 /// One compiled filter that acts on the request or the response.
 #[derive(Debug, Clone)]
@@ -130,7 +131,7 @@ pub enum RouteOption {
     Auth(std::sync::Arc<crate::auth::Authenticator>),
     CircuitBreaker(CircuitBreakerSpec),
     RateLimiter(RateLimitSpec),
-    Retry(RetrySpec),
+    Retry(RetryPolicy),
     /// `PreserveHostHeader` or `SetRequestHostHeader`: the `Host` the backend gets.
     Host(UpstreamHost),
 }
@@ -186,12 +187,6 @@ pub enum LimiterBackend {
     Redis,
 }
 
-/// `Retry`: how many further instances to try.
-#[derive(Debug, Clone, Copy)]
-pub struct RetrySpec {
-    pub retries: u32,
-}
-
 /// A filter that could not be compiled.
 #[derive(Debug, thiserror::Error)]
 #[error("filter `{name}`: {reason}")]
@@ -200,7 +195,7 @@ pub struct FilterError {
     pub reason: String,
 }
 
-fn err(spec: &Spec, reason: impl Into<String>) -> FilterError {
+pub(crate) fn err(spec: &Spec, reason: impl Into<String>) -> FilterError {
     FilterError {
         name: spec.name.clone(),
         reason: reason.into(),
@@ -223,7 +218,7 @@ fn header_pair(spec: &Spec) -> Result<(HeaderName, HeaderValue), FilterError> {
     Ok((header_name(spec, 0)?, value))
 }
 
-fn status(spec: &Spec, raw: &str) -> Result<StatusCode, FilterError> {
+pub(crate) fn status(spec: &Spec, raw: &str) -> Result<StatusCode, FilterError> {
     if let Ok(n) = raw.trim().parse::<u16>() {
         return StatusCode::from_u16(n).map_err(|e| err(spec, e.to_string()));
     }
@@ -254,7 +249,7 @@ fn size(spec: &Spec, raw: &str) -> Result<u64, FilterError> {
     Ok(n * scale)
 }
 
-fn number<T: std::str::FromStr>(
+pub(crate) fn number<T: std::str::FromStr>(
     spec: &Spec,
     name: &str,
     pos: usize,
@@ -529,9 +524,7 @@ pub fn compile(spec: &Spec) -> Result<Compiled, FilterError> {
             };
             F(Filter::DedupeResponseHeader(names, strategy))
         }
-        "Retry" => O(RouteOption::Retry(RetrySpec {
-            retries: number(spec, "retries", 0, Some(1))?,
-        })),
+        "Retry" => O(RouteOption::Retry(RetryPolicy::compile(spec)?)),
         other => {
             return Err(err(
                 spec,

@@ -22,6 +22,7 @@ mod predicate;
 mod proxy;
 mod rate_limit;
 mod respond;
+mod retry;
 mod table;
 mod tls;
 mod upstream;

@@ -25,6 +25,7 @@ use crate::pool;
 use crate::predicate::RequestView;
 use crate::rate_limit::{Decision, Source};
 use crate::respond;
+use crate::retry;
 use crate::table::{Matched, Route, Table, Target};
 use crate::upstream::{Endpoint, Service};
 
@@ -947,17 +948,33 @@ async fn forward_to_service(
     service.budget.deposit();
     let idempotent = keel_balance::Safety::of_method(&parts.method).retryable();
     let replayable = payload.replayable();
-    let may_retry = |safe: bool, attempts: u32| {
-        safe && replayable && attempts <= route.retries && service.budget.try_withdraw()
-    };
+    let policy = &route.retry;
     let mut tried: Vec<InstanceId> = Vec::new();
     let t = Instant::now();
+    // The pause before the next attempt, if one may follow the last, which ended as `ended` (`None`:
+    // its request provably never reached the backend, so any method may be replayed).
+    let retry = |ended: Option<retry::Ended>, attempts: u32| -> Option<Duration> {
+        let allowed = match ended {
+            None => true,
+            Some(e) => policy.retries_after(e, &parts.method, idempotent),
+        };
+        if !(allowed && replayable && attempts <= policy.retries) {
+            return None;
+        }
+        let delay = policy.delay(attempts);
+        (policy.in_time(t.elapsed(), delay) && service.budget.try_withdraw()).then_some(delay)
+    };
     let mut last_error: (StatusCode, &'static str, String) = (
         StatusCode::SERVICE_UNAVAILABLE,
         "no_instance",
         String::new(),
     );
+    let mut last_outcome = Outcome::Failure;
+    let mut delay = Duration::ZERO;
     loop {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let refs: Vec<&InstanceId> = tried.iter().collect();
         // One clock read starts the attempt's latency sample (the first attempt's is `t`), another
         // ends it and times the exchange.
@@ -985,13 +1002,15 @@ async fn forward_to_service(
         )
         .await;
         let end = Instant::now();
-        match result {
-            Attempt::Response(r) if r.status().is_server_error() => {
+        let (ended, error) = match result {
+            Attempt::Response(r) => {
                 let status = r.status();
-                service.balancer.failure_at(pick, end);
-                // 502/503/504 from one instance say nothing about the others; other 5xx are the service's answer.
-                let gateway_like = matches!(status.as_u16(), 502..=504);
-                if gateway_like && may_retry(idempotent, ledger.attempts) {
+                if status.is_server_error() {
+                    service.balancer.failure_at(pick, end);
+                } else {
+                    service.balancer.success_at(pick, end);
+                }
+                if let Some(d) = retry(Some(retry::Ended::Status(status)), ledger.attempts) {
                     tried.push(id);
                     route.metrics.retries.inc();
                     last_error = (
@@ -999,14 +1018,30 @@ async fn forward_to_service(
                         "upstream_status",
                         format!("upstream answered {status}"),
                     );
+                    last_outcome = Outcome::Failure;
+                    delay = d;
                     continue;
                 }
-                finish_call(service, permit, token, Outcome::Failure);
                 ledger.upstream = Some(end - t);
                 route
                     .metrics
                     .upstream_latency
                     .observe((end - t).as_secs_f64());
+                let failed = status.is_server_error()
+                    || route
+                        .breaker
+                        .as_ref()
+                        .is_some_and(|b| b.status_codes.contains(&status));
+                finish_call(
+                    service,
+                    permit,
+                    token,
+                    if failed {
+                        Outcome::Failure
+                    } else {
+                        Outcome::Success
+                    },
+                );
                 if route
                     .breaker
                     .as_ref()
@@ -1027,72 +1062,34 @@ async fn forward_to_service(
                 ledger.answered = Some(end);
                 return into_response(r);
             }
-            Attempt::Response(r) => {
-                service.balancer.success_at(pick, end);
-                ledger.upstream = Some(end - t);
-                route
-                    .metrics
-                    .upstream_latency
-                    .observe((end - t).as_secs_f64());
-                let status = r.status();
-                if route
-                    .breaker
-                    .as_ref()
-                    .is_some_and(|b| b.status_codes.contains(&status))
-                {
-                    finish_call(service, permit, token, Outcome::Failure);
-                    // Boxed, as in `upstream_failure`: rare, and large.
-                    return Box::pin(fallback(
-                        gw,
-                        route,
-                        ledger,
-                        parts,
-                        status,
-                        "upstream_status",
-                        "upstream failed",
-                    ))
-                    .await;
-                }
-                finish_call(service, permit, token, Outcome::Success);
-                ledger.answered = Some(end);
-                return into_response(r);
-            }
-            Attempt::NotSent(e) => {
-                service.balancer.failure_at(pick, end);
-                last_error = (StatusCode::BAD_GATEWAY, "connect_failed", e);
-                // Never reached the instance: safe to try another whatever the method.
-                if may_retry(true, ledger.attempts) {
-                    tried.push(id);
-                    route.metrics.retries.inc();
-                    continue;
-                }
-                break;
-            }
-            Attempt::Failed(e) => {
-                service.balancer.failure_at(pick, end);
-                last_error = (StatusCode::BAD_GATEWAY, "upstream_error", e);
-                if may_retry(idempotent, ledger.attempts) {
-                    tried.push(id);
-                    route.metrics.retries.inc();
-                    continue;
-                }
-                break;
-            }
-            Attempt::TimedOut => {
-                service.balancer.failure_at(pick, end);
-                ledger.upstream = Some(end - t);
-                finish_call(service, permit, token, Outcome::Timeout);
-                return upstream_failure(
-                    gw,
-                    route,
-                    ledger,
-                    parts,
+            // Never reached the instance: safe to try another whatever the method.
+            Attempt::NotSent(e) => (None, (StatusCode::BAD_GATEWAY, "connect_failed", e)),
+            Attempt::Failed(e) => (
+                Some(retry::Ended::Error),
+                (StatusCode::BAD_GATEWAY, "upstream_error", e),
+            ),
+            Attempt::TimedOut => (
+                Some(retry::Ended::TimedOut),
+                (
                     StatusCode::GATEWAY_TIMEOUT,
                     "timeout",
-                    "upstream timed out",
-                )
-                .await;
+                    "upstream timed out".to_owned(),
+                ),
+            ),
+        };
+        service.balancer.failure_at(pick, end);
+        last_error = error;
+        last_outcome = match ended {
+            Some(retry::Ended::TimedOut) => Outcome::Timeout,
+            _ => Outcome::Failure,
+        };
+        match retry(ended, ledger.attempts) {
+            Some(d) => {
+                tried.push(id);
+                route.metrics.retries.inc();
+                delay = d;
             }
+            None => break,
         }
     }
     ledger.upstream = Some(t.elapsed());
@@ -1101,7 +1098,7 @@ async fn forward_to_service(
         drop(token);
         return no_instance(gw, route, ledger, parts, service).await;
     }
-    finish_call(service, permit, token, Outcome::Failure);
+    finish_call(service, permit, token, last_outcome);
     let (status, reason, msg) = last_error;
     upstream_failure(gw, route, ledger, parts, status, reason, &msg).await
 }

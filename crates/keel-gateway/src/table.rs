@@ -13,6 +13,7 @@ use crate::metrics::{GatewayMetrics, RouteMetrics};
 use crate::pattern::{Captures, Pattern};
 use crate::predicate::{Predicate, RequestView, assign_weights};
 use crate::rate_limit::{Limiters, RouteLimiter};
+use crate::retry::RetryPolicy;
 use crate::upstream::{Endpoint, Service, Services};
 
 /// Where a route sends requests.
@@ -40,7 +41,7 @@ pub struct Route {
     pub sensitive: Vec<HeaderName>,
     pub breaker: Option<CircuitBreakerSpec>,
     pub limiter: Option<Arc<RouteLimiter>>,
-    pub retries: u32,
+    pub retry: RetryPolicy,
     /// The route's authenticator (`JwtAuth`, `ApiKeyAuth`, `BasicAuth`); runs before every other filter.
     pub auth: Option<Arc<Authenticator>>,
     /// Metadata `protocol: h2c`: HTTP/2 without TLS (prior knowledge) to the backend, as gRPC needs.
@@ -267,7 +268,7 @@ impl Table {
         let (filters, options) = compile_filters(&def.filters, &def.id)?;
         let mut breaker = None;
         let mut limiter = None;
-        let mut retries = ctx.default_retries;
+        let mut retry = RetryPolicy::implicit(ctx.default_retries);
         let mut auth: Option<Arc<Authenticator>> = None;
         let mut host = filter::UpstreamHost::Backend;
         for o in options {
@@ -279,7 +280,7 @@ impl Table {
                     auth = Some(a);
                 }
                 RouteOption::CircuitBreaker(b) => breaker = Some(b),
-                RouteOption::Retry(r) => retries = r.retries,
+                RouteOption::Retry(r) => retry = r,
                 RouteOption::Host(h) => host = h,
                 RouteOption::RateLimiter(spec) => {
                     limiter = Some(
@@ -336,7 +337,7 @@ impl Table {
             sensitive,
             breaker,
             limiter,
-            retries,
+            retry,
             auth,
             h2c,
             host,
@@ -358,7 +359,7 @@ impl Table {
             sensitive: Vec::new(),
             breaker: None,
             limiter: None,
-            retries: ctx.default_retries,
+            retry: RetryPolicy::implicit(ctx.default_retries),
             auth: None,
             h2c: false,
             host: filter::UpstreamHost::Backend,

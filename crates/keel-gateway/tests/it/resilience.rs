@@ -217,3 +217,157 @@ async fn timeouts_answer_504() {
     assert_eq!(r.status(), 504);
     assert_eq!(json(r).await["reason"], "timeout");
 }
+
+/// Three instances of `svc` (and, as `other`, of a second service), all answering whatever a test asks.
+async fn three(g: &TestGateway) -> [Backend; 3] {
+    let bs = [
+        Backend::start("a").await,
+        Backend::start("b").await,
+        Backend::start("c").await,
+    ];
+    g.backends("svc", &[&bs[0], &bs[1], &bs[2]]);
+    g.backends("other", &[&bs[0], &bs[1], &bs[2]]);
+    bs
+}
+
+fn hits(bs: &[Backend; 3]) -> usize {
+    bs.iter().map(Backend::count).sum()
+}
+
+#[tokio::test]
+async fn the_retry_filter_retries_what_spring_cloud_gateway_would_within_keels_rules() {
+    let routes = "
+spring.cloud.gateway.routes:
+  - id: retried
+    uri: lb://svc
+    predicates: [Path=/retry/**]
+    filters:
+      - StripPrefix=1
+      - name: Retry
+        args:
+          retries: 2
+          methods: GET,POST
+  - id: plain
+    uri: lb://other
+    predicates: [Path=/plain/**]
+    filters: [StripPrefix=1]
+";
+    let g = TestGateway::start(GatewayConfig::default(), routes).await;
+    let bs = three(&g).await;
+    let c = client();
+    // SCG's default series (5xx): a 500 is tried on every instance, then answered.
+    let r = c.get(g.url("/retry/status/500")).send().await.unwrap();
+    assert_eq!(r.status(), 500);
+    assert_eq!(hits(&bs), 3, "one attempt per instance");
+    assert!(bs.iter().all(|b| b.count() == 1));
+    // Without the filter only 502–504 are retried: a 500 is the service's answer.
+    let r = c.get(g.url("/plain/status/500")).send().await.unwrap();
+    assert_eq!(r.status(), 500);
+    assert_eq!(hits(&bs), 4);
+    // POST is listed, but a POST that reached a backend is never replayed.
+    let r = c.post(g.url("/retry/status/500")).send().await.unwrap();
+    assert_eq!(r.status(), 500);
+    assert_eq!(hits(&bs), 5);
+    // A status outside the series is answered at once.
+    let r = c.get(g.url("/retry/status/404")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(hits(&bs), 6);
+    let metrics = text(&c, g.url("/actuator/prometheus")).await;
+    assert!(
+        metrics.contains("keel_gateway_retries_total{route=\"retried\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn retry_backoff_pauses_between_attempts_and_the_retry_timeout_stops_them() {
+    let routes = "
+spring.cloud.gateway.routes:
+  - id: backoff
+    uri: lb://svc
+    predicates: [Path=/backoff/**]
+    filters: [StripPrefix=1, 'Retry=2,INTERNAL_SERVER_ERROR,GET,150ms,1s,2']
+  - id: bounded
+    uri: lb://other
+    predicates: [Path=/bounded/**]
+    filters:
+      - StripPrefix=1
+      - name: Retry
+        args:
+          retries: 2
+          backoff:
+            firstBackoff: 150ms
+          timeout: 100ms
+";
+    let g = TestGateway::start(GatewayConfig::default(), routes).await;
+    let bs = three(&g).await;
+    let c = client();
+    let started = std::time::Instant::now();
+    let r = c.get(g.url("/backoff/status/500")).send().await.unwrap();
+    assert_eq!(r.status(), 500);
+    assert_eq!(hits(&bs), 3);
+    // 150 ms before the first retry, 300 ms before the second: never sooner.
+    assert!(
+        started.elapsed() >= Duration::from_millis(450),
+        "{:?}",
+        started.elapsed()
+    );
+    // The first pause alone would overrun the retry timeout, so no retry starts.
+    let r = c.get(g.url("/bounded/status/500")).send().await.unwrap();
+    assert_eq!(r.status(), 500);
+    assert_eq!(hits(&bs), 4);
+}
+
+#[tokio::test]
+async fn timeouts_are_retried_when_the_retry_filter_lists_timeout_exceptions() {
+    let routes = "
+spring.cloud.gateway.routes:
+  - id: defaults
+    uri: lb://svc
+    predicates: [Path=/defaults/**]
+    filters: [StripPrefix=1, Retry=1]
+    metadata: {response-timeout: 200}
+  - id: io-only
+    uri: lb://other
+    predicates: [Path=/io-only/**]
+    filters:
+      - StripPrefix=1
+      - name: Retry
+        args:
+          retries: 1
+          exceptions: java.io.IOException
+    metadata: {response-timeout: 200}
+";
+    let g = TestGateway::start(GatewayConfig::default(), routes).await;
+    let bs = three(&g).await;
+    let c = client();
+    // SCG's default exceptions include TimeoutException: the slow call is tried on a second instance.
+    let r = c.get(g.url("/defaults/slow")).send().await.unwrap();
+    assert_eq!(r.status(), 504);
+    assert_eq!(json(r).await["reason"], "timeout");
+    assert_eq!(hits(&bs), 2);
+    let r = c.get(g.url("/io-only/slow")).send().await.unwrap();
+    assert_eq!(r.status(), 504);
+    assert_eq!(hits(&bs), 3);
+}
+
+#[tokio::test]
+async fn a_retry_filter_with_a_misspelt_argument_is_refused_naming_it() {
+    let g = TestGateway::start(GatewayConfig::default(), "").await;
+    let r = client()
+        .post(g.url("/keel/v1/gateway/validate"))
+        .header("content-type", "application/json")
+        .body(
+            r#"{"id":"r","uri":"lb://svc","predicates":["Path=/r/**"],
+                "filters":[{"name":"Retry","args":{"retries":"2","backof.firstBackoff":"10ms"}}]}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("unknown argument `backof.firstBackoff`"),
+        "{body}"
+    );
+}
