@@ -190,6 +190,7 @@ pub(crate) fn arg_error(spec: &Spec, reason: impl Into<String>) -> FilterError {
 
 /// A named argument only (auth filters take no positional arguments: secrets must be labelled).
 pub(crate) fn named<'s>(spec: &'s Spec, name: &str) -> Option<&'s str> {
+    spec.note(name);
     spec.args
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -198,6 +199,7 @@ pub(crate) fn named<'s>(spec: &'s Spec, name: &str) -> Option<&'s str> {
 
 /// A comma-separated or indexed list argument, named only.
 pub(crate) fn named_list<'s>(spec: &'s Spec, name: &str) -> Vec<&'s str> {
+    spec.note(name);
     let lower = name.to_ascii_lowercase();
     spec.args
         .iter()

@@ -5,6 +5,7 @@
 
 mod flat;
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -29,7 +30,42 @@ fn args_as_map<S: serde::Serializer>(args: &[(String, String)], s: S) -> Result<
     m.end()
 }
 
+thread_local! {
+    /// The argument names looked up while [`Spec::reading`] runs.
+    static READ: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+}
+
 impl Spec {
+    /// Notes that argument `name` (and `name[i]`) was looked up (see [`reading`](Self::reading)).
+    pub(crate) fn note(&self, name: &str) {
+        READ.with_borrow_mut(|r| {
+            if let Some(r) = r {
+                r.push(name.to_owned());
+            }
+        });
+    }
+
+    /// Runs `compile`, and returns with its result the named arguments it never looked up and
+    /// those it did: a filter that ignored an argument would silently drop what the user asked for.
+    pub(crate) fn reading<T>(&self, compile: impl FnOnce() -> T) -> (T, Vec<&str>, Vec<String>) {
+        let outer = READ.replace(Some(Vec::new()));
+        let result = compile();
+        let mut read = READ.replace(outer).unwrap_or_default();
+        let unread = self
+            .args
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| !k.starts_with("_genkey_"))
+            .filter(|k| {
+                let base = k.split('[').next().unwrap_or(k);
+                !read.iter().any(|r| r.eq_ignore_ascii_case(base))
+            })
+            .collect();
+        read.sort();
+        read.dedup();
+        (result, unread, read)
+    }
+
     /// Parses the shortcut form `Name=a, b` (or a bare `Name`).
     pub fn shortcut(text: &str) -> Result<Spec, DefinitionError> {
         let (name, rest) = match text.split_once('=') {
@@ -57,6 +93,7 @@ impl Spec {
 
     /// The argument called `name`, or else the positional argument `pos` (shortcut form).
     pub fn arg(&self, name: &str, pos: usize) -> Option<&str> {
+        self.note(name);
         let named = self.args.iter().find(|(k, _)| k.eq_ignore_ascii_case(name));
         named
             .or_else(|| {
@@ -70,6 +107,7 @@ impl Spec {
 
     /// Every value of a list argument: `name`, `name[i]`, comma-separated values, or all shortcut values.
     pub fn list(&self, name: &str) -> Vec<&str> {
+        self.note(name);
         let lower = name.to_ascii_lowercase();
         let mut out: Vec<&str> = Vec::new();
         for (k, v) in &self.args {

@@ -313,7 +313,27 @@ pub enum Compiled {
     Option(RouteOption),
 }
 
+/// Compiles one filter; an argument it does not read is refused, naming the ones it does.
 pub fn compile(spec: &Spec) -> Result<Compiled, FilterError> {
+    let (compiled, unread, read) = spec.reading(|| compile_args(spec));
+    let compiled = compiled?;
+    if let Some(k) = unread.first() {
+        return Err(err(
+            spec,
+            format!(
+                "unknown argument `{k}` (known: {})",
+                if read.is_empty() {
+                    "none".to_owned()
+                } else {
+                    read.join(", ")
+                }
+            ),
+        ));
+    }
+    Ok(compiled)
+}
+
+fn compile_args(spec: &Spec) -> Result<Compiled, FilterError> {
     use Compiled::{Filter as F, Option as O};
     if let Some(auth) = crate::auth::Authenticator::compile(spec) {
         return auth.map(|a| O(RouteOption::Auth(std::sync::Arc::new(a))));
@@ -625,6 +645,53 @@ mod tests {
         let mut stripped = String::new();
         rewrite_path(f, &mut path, caps, &mut stripped);
         (path, stripped)
+    }
+
+    fn named(name: &str, args: &[(&str, &str)]) -> Spec {
+        Spec {
+            name: name.into(),
+            args: args
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn an_argument_the_filter_does_not_read_is_refused_with_the_ones_it_does() {
+        let e = compile(&named(
+            "AddRequestHeader",
+            &[("name", "X-A"), ("value", "1"), ("vaule", "2")],
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("unknown argument `vaule`"), "{e}");
+        assert!(e.contains("name") && e.contains("value"), "{e}");
+        // SCG's SpEL key resolver would silently become a per-IP limit.
+        let e = compile(&named(
+            "RequestRateLimiter",
+            &[
+                ("replenishRate", "5"),
+                ("key-resolver", "#{@userKeyResolver}"),
+            ],
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("unknown argument `key-resolver`") && e.contains("keyResolver"),
+            "{e}"
+        );
+        // Indexed list keys count as their list; shortcut arguments are positional.
+        compile(&named(
+            "CircuitBreaker",
+            &[
+                ("name", "b"),
+                ("statusCodes[0]", "500"),
+                ("statusCodes[1]", "502"),
+            ],
+        ))
+        .unwrap();
+        compile(&Spec::shortcut("StripPrefix=2").unwrap()).unwrap();
     }
 
     #[test]

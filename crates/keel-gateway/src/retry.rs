@@ -287,6 +287,7 @@ impl RetryPolicy {
 /// A list argument: `name` (comma-separated), `name[i]`, or the shortcut value at `pos`; `None`
 /// when absent (an empty value is an empty list).
 fn list<'s>(spec: &'s Spec, name: &str, pos: Option<usize>) -> Option<Vec<&'s str>> {
+    spec.note(name);
     let mut found = false;
     let mut out = Vec::new();
     for (k, v) in &spec.args {
