@@ -29,6 +29,9 @@ pub enum Filter {
     AddResponseHeader(HeaderName, HeaderValue),
     SetResponseHeader(HeaderName, HeaderValue),
     RemoveResponseHeader(HeaderName),
+    /// `RewriteLocationResponseHeader`: a redirect's backend `host[:port]` replaced by the host the
+    /// client asked for (or a fixed one).
+    RewriteLocation(Box<LocationRewrite>),
     /// `RewriteResponseHeader`: every match of the regex in each value of the header replaced.
     RewriteResponseHeader {
         name: HeaderName,
@@ -80,6 +83,72 @@ impl Dedupe {
             headers.append(name, v);
         }
     }
+}
+
+/// `RewriteLocationResponseHeader`'s settings.
+#[derive(Debug, Clone)]
+pub struct LocationRewrite {
+    pub strip: StripVersion,
+    pub header: HeaderName,
+    /// The host put in; `None`: the request's `Host`.
+    pub host: Option<HeaderValue>,
+    /// Schemes rewritten (SCG's `protocolsRegex`, anchored).
+    pub protocols: Regex,
+}
+
+/// Whether a `/v<n>` right after the host is dropped too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StripVersion {
+    Never,
+    /// Only when the request's own path has no version (`/v<n>/…`) in front.
+    AsInRequest,
+    Always,
+}
+
+impl LocationRewrite {
+    /// SCG's rewrite of one value: `scheme://host[:port]` (and `/v<n>` when stripping) followed by
+    /// `/` becomes `scheme://<host>`; anything else is left as it is.
+    pub fn fix(&self, location: &str, host: &str, request_path: &str) -> Option<String> {
+        let (scheme, rest) = location.split_once("://")?;
+        if !self.protocols.is_match(scheme) {
+            return None;
+        }
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let authority = &rest[..end];
+        let (name, port) = authority.split_once(':').unwrap_or((authority, "0"));
+        if name.is_empty()
+            || port.is_empty()
+            || !port.bytes().all(|b| b.is_ascii_digit())
+            || !rest[end..].starts_with('/')
+        {
+            return None;
+        }
+        let mut tail = &rest[end..];
+        let strip = match self.strip {
+            StripVersion::Never => false,
+            StripVersion::Always => true,
+            StripVersion::AsInRequest => {
+                version_len(request_path).is_none_or(|n| !request_path[n..].starts_with('/'))
+            }
+        };
+        if strip
+            && let Some(n) = version_len(tail)
+            && tail[n..].starts_with('/')
+        {
+            tail = &tail[n..];
+        }
+        Some(format!("{scheme}://{host}{tail}"))
+    }
+}
+
+/// The length of a leading `/v<digits>`.
+fn version_len(path: &str) -> Option<usize> {
+    let digits = path
+        .strip_prefix("/v")?
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .count();
+    (digits > 0).then_some(2 + digits)
 }
 
 /// `RewriteResponseHeader`: replaces every match in each value of `name`; a value the replacement
@@ -354,6 +423,48 @@ fn compile_args(spec: &Spec) -> Result<Compiled, FilterError> {
             let replacement = spec.arg("replacement", 1).unwrap_or("").replace("$\\", "$");
             F(Filter::RewritePath { regex, replacement })
         }
+        "RewriteLocationResponseHeader" => {
+            let strip = match spec
+                .arg("stripVersionMode", 0)
+                .map(|m| m.trim().to_ascii_uppercase())
+                .as_deref()
+            {
+                None | Some("AS_IN_REQUEST") => StripVersion::AsInRequest,
+                Some("NEVER_STRIP") => StripVersion::Never,
+                Some("ALWAYS_STRIP") => StripVersion::Always,
+                Some(other) => {
+                    return Err(err(
+                        spec,
+                        format!(
+                            "stripVersionMode `{other}`: use NEVER_STRIP, AS_IN_REQUEST or ALWAYS_STRIP"
+                        ),
+                    ));
+                }
+            };
+            let header = match spec.arg("locationHeaderName", 1).map(str::trim) {
+                None | Some("") => http::header::LOCATION,
+                Some(h) => {
+                    HeaderName::from_bytes(h.as_bytes()).map_err(|e| err(spec, e.to_string()))?
+                }
+            };
+            let host = match spec.arg("hostValue", 2).map(str::trim) {
+                None | Some("") => None,
+                Some(h) => Some(HeaderValue::from_str(h).map_err(|e| err(spec, e.to_string()))?),
+            };
+            let protocols = spec
+                .arg("protocolsRegex", 3)
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .unwrap_or("https?|ftps?");
+            let protocols = Regex::new(&format!("^(?:{protocols})$"))
+                .map_err(|e| err(spec, format!("protocolsRegex: {e}")))?;
+            F(Filter::RewriteLocation(Box::new(LocationRewrite {
+                strip,
+                header,
+                host,
+                protocols,
+            })))
+        }
         "RewriteResponseHeader" => F(Filter::RewriteResponseHeader {
             name: header_name(spec, 0)?,
             regex: Regex::new(need(spec, "regexp", 1)?).map_err(|e| err(spec, e.to_string()))?,
@@ -551,7 +662,7 @@ fn compile_args(spec: &Spec) -> Result<Compiled, FilterError> {
                 format!(
                     "unknown filter `{other}` (known: StripPrefix, PrefixPath, RewritePath, SetPath, \
                  Add/Set/RemoveRequestHeader, MapRequestHeader, Add/RemoveRequestParameter, \
-                 Add/Set/RemoveResponseHeader, RewriteResponseHeader, DedupeResponseHeader, SetStatus, RedirectTo, RequestSize, \
+                 Add/Set/RemoveResponseHeader, RewriteResponseHeader, RewriteLocationResponseHeader, DedupeResponseHeader, SetStatus, RedirectTo, RequestSize, \
                  SecureHeaders, PreserveHostHeader, SetRequestHostHeader, CircuitBreaker, RequestRateLimiter, Retry, JwtAuth, ApiKeyAuth, \
                  BasicAuth)"
                 ),
@@ -692,6 +803,58 @@ mod tests {
         ))
         .unwrap();
         compile(&Spec::shortcut("StripPrefix=2").unwrap()).unwrap();
+    }
+
+    #[test]
+    fn location_rewrites_follow_spring_cloud_gateways_patterns() {
+        let rw = |mode: &str| {
+            let Ok(Compiled::Filter(Filter::RewriteLocation(rw))) = compile(
+                &Spec::shortcut(&format!(
+                    "RewriteLocationResponseHeader={mode}, Location, ,"
+                ))
+                .unwrap(),
+            ) else {
+                panic!("compiles")
+            };
+            rw
+        };
+        let loc = "https://backend.org:443/v1/some/object/id";
+        let fix =
+            |mode: &str, location: &str, path: &str| rw(mode).fix(location, "example.com", path);
+        assert_eq!(
+            fix("NEVER_STRIP", loc, "/some/object/id").as_deref(),
+            Some("https://example.com/v1/some/object/id")
+        );
+        assert_eq!(
+            fix("AS_IN_REQUEST", loc, "/some/object/id").as_deref(),
+            Some("https://example.com/some/object/id")
+        );
+        assert_eq!(
+            fix("AS_IN_REQUEST", loc, "/v1/some/object/id").as_deref(),
+            Some("https://example.com/v1/some/object/id")
+        );
+        assert_eq!(
+            fix("ALWAYS_STRIP", loc, "/v1/some/object/id").as_deref(),
+            Some("https://example.com/some/object/id")
+        );
+        // A version that is the whole rest of the path stays; so does a location without a path.
+        assert_eq!(
+            fix("ALWAYS_STRIP", "http://b:1/v2", "/").as_deref(),
+            Some("http://example.com/v2")
+        );
+        assert_eq!(fix("ALWAYS_STRIP", "http://b:1", "/"), None);
+        assert_eq!(fix("ALWAYS_STRIP", "http://b:/x", "/"), None);
+        assert_eq!(fix("NEVER_STRIP", "/relative/path", "/"), None);
+        assert_eq!(
+            fix("NEVER_STRIP", "ftps://files.internal/a", "/").as_deref(),
+            Some("ftps://example.com/a")
+        );
+        assert!(
+            compile(&Spec::shortcut("RewriteLocationResponseHeader=SOMETIMES").unwrap())
+                .unwrap_err()
+                .to_string()
+                .contains("stripVersionMode")
+        );
     }
 
     #[test]

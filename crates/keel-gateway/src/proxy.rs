@@ -414,6 +414,14 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
             prefix: &stripped,
         },
     );
+    // Kept for `RewriteLocationResponseHeader` only.
+    let location_host = table
+        .default_filters
+        .iter()
+        .chain(route.filters.iter())
+        .any(|f| matches!(f, Filter::RewriteLocation(_)))
+        .then(|| original_host.clone())
+        .flatten();
     match (&route.host, original_host) {
         (UpstreamHost::Client, Some(host)) => {
             parts.headers.insert(header::HOST, host);
@@ -517,6 +525,19 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
                 regex,
                 replacement,
             } => filter::rewrite_header(headers, name, regex, replacement),
+            Filter::RewriteLocation(rw) => {
+                let host = rw.host.as_ref().or(location_host.as_ref());
+                let fixed = match (headers.get(&rw.header), host) {
+                    (Some(at), Some(host)) => match (at.to_str(), host.to_str()) {
+                        (Ok(at), Ok(host)) => rw.fix(at, host, ledger.path()),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                if let Some(v) = fixed.and_then(|f| HeaderValue::from_str(&f).ok()) {
+                    headers.insert(&rw.header, v);
+                }
+            }
             Filter::DedupeResponseHeader(names, strategy) => {
                 for n in names {
                     strategy.apply(headers, n);

@@ -453,3 +453,44 @@ async fn access_log_lines_name_the_route_and_the_instance_that_served() {
     assert_eq!(u["instance"], "USERS-0", "{u}");
     assert_eq!(u["service"], "users", "{u}");
 }
+
+#[tokio::test]
+async fn rewrite_location_response_header_points_redirects_back_at_the_gateway() {
+    let a = Backend::start("a").await;
+    let routes = format!(
+        r#"
+spring.cloud.gateway.routes:
+  - id: as-in-request
+    uri: http://{a}
+    predicates: [Path=/loc/**]
+    filters:
+      - SetResponseHeader=Location, http://backend.internal:9000/v1/next?x=1
+      - RewriteLocationResponseHeader
+  - id: fixed
+    uri: http://{a}
+    predicates: [Path=/v2/**]
+    filters:
+      - SetResponseHeader=Location, https://backend.internal/v1/next
+      - RewriteLocationResponseHeader=NEVER_STRIP, Location, api.example.com,
+  - id: other-scheme
+    uri: http://{a}
+    predicates: [Path=/gopher/**]
+    filters:
+      - SetResponseHeader=Location, gopher://backend.internal:70/menu
+      - RewriteLocationResponseHeader
+"#,
+        a = a.addr
+    );
+    let g = TestGateway::start(GatewayConfig::default(), &routes).await;
+    let c = client();
+    let location = |r: &reqwest::Response| r.headers()["location"].to_str().unwrap().to_owned();
+    // An unversioned request path: the backend's host, port and version give way to the client's Host.
+    let r = c.get(g.url("/loc/x")).send().await.unwrap();
+    assert_eq!(location(&r), format!("http://{}/next?x=1", g.addr));
+    // NEVER_STRIP with a fixed host keeps the version.
+    let r = c.get(g.url("/v2/x")).send().await.unwrap();
+    assert_eq!(location(&r), "https://api.example.com/v1/next");
+    // Schemes outside protocolsRegex are left alone.
+    let r = c.get(g.url("/gopher/x")).send().await.unwrap();
+    assert_eq!(location(&r), "gopher://backend.internal:70/menu");
+}
