@@ -92,6 +92,14 @@ impl Pattern {
         })
     }
 
+    /// Whether `input` may match with its trailing separator taken strictly (Spring's
+    /// `matchTrailingSlash=false`): it has none, or the pattern ends with one or with `**`.
+    pub fn allows_trailing(&self, input: &str) -> bool {
+        !(input.len() > 1 && input.ends_with(self.separator))
+            || self.source.ends_with(self.separator)
+            || self.source.ends_with("**")
+    }
+
     /// Matches `input` (a normalised path, or a lower-case host); one trailing separator is ignored.
     pub fn matches(&self, input: &str, captures: Option<&mut Captures>) -> bool {
         // `/**` (the usual catch-all) matches anything without looking at it.

@@ -28,7 +28,8 @@ pub struct RequestView<'a> {
 /// One compiled predicate.
 #[derive(Debug, Clone)]
 pub enum Predicate {
-    Path(Vec<Pattern>),
+    /// Patterns, and whether a trailing `/` the pattern lacks is ignored (SCG's `matchTrailingSlash`).
+    Path(Vec<Pattern>, bool),
     Host(Vec<Pattern>),
     Method(Vec<Method>),
     Header {
@@ -115,17 +116,57 @@ fn instant(spec: &Spec, name: &str, pos: usize) -> Result<SystemTime, PredicateE
 }
 
 impl Predicate {
+    /// Compiles one predicate; an argument it does not read is refused, naming the ones it does.
     pub fn compile(spec: &Spec) -> Result<Predicate, PredicateError> {
+        let (compiled, unread, read) = spec.reading(|| Self::compile_args(spec));
+        let compiled = compiled?;
+        if let Some(k) = unread.first() {
+            return Err(err(
+                spec,
+                format!("unknown argument `{k}` (known: {})", read.join(", ")),
+            ));
+        }
+        Ok(compiled)
+    }
+
+    fn compile_args(spec: &Spec) -> Result<Predicate, PredicateError> {
         match spec.name.as_str() {
             "Path" => {
-                let list = spec.list("patterns");
+                let mut list = spec.list("patterns");
+                // Named, or SCG's shortcut tail flag (`Path=/a/{x},false`); spelt
+                // `matchOptionalTrailingSeparator` before SCG 4.
+                let named = spec
+                    .arg("matchTrailingSlash", usize::MAX)
+                    .or_else(|| spec.arg("matchOptionalTrailingSeparator", usize::MAX));
+                let flag = match named {
+                    Some(v) => Some(v),
+                    None => list
+                        .last()
+                        .copied()
+                        .filter(|v| {
+                            v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false")
+                        })
+                        .inspect(|_| {
+                            list.pop();
+                        }),
+                };
+                let trailing = match flag.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+                    None | Some("true") => true,
+                    Some("false") => false,
+                    Some(v) => {
+                        return Err(err(
+                            spec,
+                            format!("`matchTrailingSlash` must be true or false, not `{v}`"),
+                        ));
+                    }
+                };
                 if list.is_empty() {
                     return Err(err(spec, "needs at least one pattern"));
                 }
                 list.into_iter()
                     .map(|p| Pattern::path(p).map_err(|e| err(spec, e.to_string())))
                     .collect::<Result<_, _>>()
-                    .map(Predicate::Path)
+                    .map(|ps| Predicate::Path(ps, trailing))
             }
             "Host" => spec
                 .list("patterns")
@@ -227,17 +268,19 @@ impl Predicate {
         }
     }
 
-    /// Evaluates against a request; Path/Host variables are appended to `captures`.
-    #[inline]
     /// Whether `now` lies after `after` and before `before` (bounds excluded, as Spring's
     /// `isAfter`/`isBefore`).
     fn within(after: Option<SystemTime>, before: Option<SystemTime>, now: SystemTime) -> bool {
         after.is_none_or(|a| now > a) && before.is_none_or(|b| now < b)
     }
 
+    /// Evaluates against a request; Path/Host variables are appended to `captures`.
+    #[inline]
     pub fn test(&self, req: &RequestView<'_>, captures: &mut Captures) -> bool {
         match self {
-            Predicate::Path(ps) => ps.iter().any(|p| p.matches(req.path, Some(captures))),
+            Predicate::Path(ps, trailing) => ps.iter().any(|p| {
+                (*trailing || p.allows_trailing(req.path)) && p.matches(req.path, Some(captures))
+            }),
             Predicate::Host(ps) => ps.iter().any(|p| p.matches(req.host, Some(captures))),
             Predicate::Method(ms) => ms.contains(req.method),
             Predicate::Header { name, regex } => req.headers.get_all(name).iter().any(|v| {
@@ -369,6 +412,64 @@ mod tests {
         assert!(c.contains("::ffff:10.1.0.9".parse().unwrap()));
         let all: Cidr = "0.0.0.0/0".parse().unwrap();
         assert!(all.contains("1.2.3.4".parse().unwrap()));
+    }
+
+    fn path_matches(spec: &Spec, path: &str) -> bool {
+        let headers = http::HeaderMap::new();
+        let view = RequestView {
+            method: &Method::GET,
+            path,
+            query: None,
+            host: "h",
+            headers: &headers,
+            client_ip: IpAddr::from([127, 0, 0, 1]),
+            weight_draw: 0.0,
+        };
+        Predicate::compile(spec)
+            .unwrap()
+            .test(&view, &mut Captures::new())
+    }
+
+    #[test]
+    fn a_trailing_slash_is_ignored_unless_match_trailing_slash_is_false() {
+        let named = |flag: &str| Spec {
+            name: "Path".into(),
+            args: vec![
+                ("patterns".into(), "/red/{segment},/blue/**".into()),
+                ("matchTrailingSlash".into(), flag.into()),
+            ],
+        };
+        assert!(path_matches(&named("true"), "/red/a/"));
+        assert!(!path_matches(&named("false"), "/red/a/"));
+        assert!(path_matches(&named("false"), "/red/a"));
+        assert!(
+            path_matches(&named("false"), "/blue/a/"),
+            "`**` takes the slash"
+        );
+        let tail = Spec::shortcut("Path=/red/{segment},false").unwrap();
+        assert!(!path_matches(&tail, "/red/a/"));
+        assert!(path_matches(
+            &Spec::shortcut("Path=/red/{segment}").unwrap(),
+            "/red/a/"
+        ));
+        let e = Predicate::compile(&named("maybe")).unwrap_err().to_string();
+        assert!(e.contains("true or false"), "{e}");
+    }
+
+    #[test]
+    fn an_argument_the_predicate_does_not_read_is_refused() {
+        let spec = Spec {
+            name: "Header".into(),
+            args: vec![
+                ("header".into(), "X-Id".into()),
+                ("regex".into(), "\\d+".into()),
+            ],
+        };
+        let e = Predicate::compile(&spec).unwrap_err().to_string();
+        assert!(
+            e.contains("unknown argument `regex`") && e.contains("regexp"),
+            "{e}"
+        );
     }
 
     fn at(spec: &str) -> Result<SystemTime, PredicateError> {
