@@ -31,39 +31,94 @@ fn args_as_map<S: serde::Serializer>(args: &[(String, String)], s: S) -> Result<
 }
 
 thread_local! {
-    /// The argument names looked up while [`Spec::reading`] runs.
-    static READ: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+    /// What was looked up while [`Spec::reading`] runs.
+    static READ: RefCell<Option<Lookups>> = const { RefCell::new(None) };
+}
+
+#[derive(Default)]
+struct Lookups {
+    names: Vec<String>,
+    /// Shortcut arguments within reach of a lookup (`usize::MAX` once a list took them all).
+    positional: usize,
+}
+
+/// What a compilation left unread (see [`Spec::reading`]).
+#[derive(Debug)]
+pub(crate) struct Unread<'s> {
+    names: Vec<&'s str>,
+    known: Vec<String>,
+    /// Shortcut arguments given, when more than were read.
+    extra: Option<(usize, usize)>,
+}
+
+impl Unread<'_> {
+    /// Why the spec is refused: an argument nothing read would silently drop what the user asked for.
+    pub(crate) fn refusal(&self) -> Option<String> {
+        if let Some(k) = self.names.first() {
+            let known = if self.known.is_empty() {
+                "none".to_owned()
+            } else {
+                self.known.join(", ")
+            };
+            return Some(format!("unknown argument `{k}` (known: {known})"));
+        }
+        self.extra
+            .map(|(given, read)| format!("takes {read} shortcut argument(s), not {given}"))
+    }
 }
 
 impl Spec {
-    /// Notes that argument `name` (and `name[i]`) was looked up (see [`reading`](Self::reading)).
+    /// Notes that argument `name` (and `name[i]`), or shortcut argument `pos`, was looked up (see
+    /// [`reading`](Self::reading)); `pos` `usize::MAX` takes every shortcut argument.
+    pub(crate) fn note_at(&self, name: &str, pos: usize) {
+        self.lookup(name, Some(pos));
+    }
+
+    /// Notes a named-only lookup.
     pub(crate) fn note(&self, name: &str) {
+        self.lookup(name, None);
+    }
+
+    fn lookup(&self, name: &str, pos: Option<usize>) {
         READ.with_borrow_mut(|r| {
             if let Some(r) = r {
-                r.push(name.to_owned());
+                r.names.push(name.to_owned());
+                if let Some(p) = pos {
+                    r.positional = r.positional.max(p.saturating_add(1));
+                }
             }
         });
     }
 
-    /// Runs `compile`, and returns with its result the named arguments it never looked up and
-    /// those it did: a filter that ignored an argument would silently drop what the user asked for.
-    pub(crate) fn reading<T>(&self, compile: impl FnOnce() -> T) -> (T, Vec<&str>, Vec<String>) {
-        let outer = READ.replace(Some(Vec::new()));
+    /// Runs `compile`, and returns with its result what it left unread.
+    pub(crate) fn reading<T>(&self, compile: impl FnOnce() -> T) -> (T, Unread<'_>) {
+        let outer = READ.replace(Some(Lookups::default()));
         let result = compile();
-        let mut read = READ.replace(outer).unwrap_or_default();
-        let unread = self
+        let read = READ.replace(outer).unwrap_or_default();
+        let names = self
             .args
             .iter()
             .map(|(k, _)| k.as_str())
             .filter(|k| !k.starts_with("_genkey_"))
             .filter(|k| {
                 let base = k.split('[').next().unwrap_or(k);
-                !read.iter().any(|r| r.eq_ignore_ascii_case(base))
+                !read.names.iter().any(|r| r.eq_ignore_ascii_case(base))
             })
             .collect();
-        read.sort();
-        read.dedup();
-        (result, unread, read)
+        let given = self
+            .args
+            .iter()
+            .filter(|(k, _)| k.starts_with("_genkey_"))
+            .count();
+        let mut known = read.names;
+        known.sort();
+        known.dedup();
+        let unread = Unread {
+            names,
+            known,
+            extra: (given > read.positional).then_some((given, read.positional)),
+        };
+        (result, unread)
     }
 
     /// Parses the shortcut form `Name=a, b` (or a bare `Name`).
@@ -93,7 +148,7 @@ impl Spec {
 
     /// The argument called `name`, or else the positional argument `pos` (shortcut form).
     pub fn arg(&self, name: &str, pos: usize) -> Option<&str> {
-        self.note(name);
+        self.note_at(name, pos);
         let named = self.args.iter().find(|(k, _)| k.eq_ignore_ascii_case(name));
         named
             .or_else(|| {
@@ -107,7 +162,7 @@ impl Spec {
 
     /// Every value of a list argument: `name`, `name[i]`, comma-separated values, or all shortcut values.
     pub fn list(&self, name: &str) -> Vec<&str> {
-        self.note(name);
+        self.note_at(name, usize::MAX);
         let lower = name.to_ascii_lowercase();
         let mut out: Vec<&str> = Vec::new();
         for (k, v) in &self.args {
@@ -160,6 +215,17 @@ pub struct RouteDocument {
     pub default_filters: Vec<Spec>,
     /// `None` when the document says nothing about discovery.
     pub discovery: Option<DiscoverySettings>,
+    /// `spring.cloud.gateway.globalcors.cors-configurations`: path pattern and its settings, in
+    /// declaration order; `None` when the document says nothing about CORS.
+    pub cors: Option<Vec<CorsDefinition>>,
+}
+
+/// One global CORS configuration as declared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CorsDefinition {
+    pub pattern: String,
+    /// `(key, value)` as written (`allowedOrigins`, `allowed-origins[0]`…).
+    pub settings: Vec<(String, String)>,
 }
 
 /// A definition that could not be read, with the key or route it concerns.
@@ -176,6 +242,7 @@ impl DefinitionError {
 const ROUTES: &str = "spring.cloud.gateway.routes[";
 const DEFAULT_FILTERS: &str = "spring.cloud.gateway.default-filters[";
 const LOCATOR: &str = "spring.cloud.gateway.discovery.locator.";
+const GLOBALCORS: &str = "spring.cloud.gateway.globalcors.";
 
 #[derive(Default)]
 struct SpecBuilder {
@@ -262,6 +329,7 @@ impl RouteDocument {
         let mut routes: BTreeMap<usize, RouteBuilder> = BTreeMap::new();
         let mut defaults: BTreeMap<usize, SpecBuilder> = BTreeMap::new();
         let mut discovery: Option<DiscoverySettings> = None;
+        let mut cors: Option<Vec<CorsDefinition>> = None;
         for (key, value) in pairs {
             if let Some(after) = key.strip_prefix(ROUTES) {
                 let (n, rest) = index(after, key)?;
@@ -295,6 +363,34 @@ impl RouteDocument {
                     // Spring's other locator keys (lower-case-service-id, url-expression…) are accepted and
                     // have fixed behaviour here: ids always match case-insensitively.
                     _ => {}
+                }
+            } else if let Some(k) = key.strip_prefix(GLOBALCORS) {
+                let cors = cors.get_or_insert_with(Vec::new);
+                let Some(rest) = k
+                    .strip_prefix("cors-configurations.")
+                    .or_else(|| k.strip_prefix("corsConfigurations."))
+                else {
+                    // `add-to-simple-url-handler-mapping`: global CORS always applies before routing here.
+                    if k.eq_ignore_ascii_case("add-to-simple-url-handler-mapping")
+                        || k.eq_ignore_ascii_case("addToSimpleUrlHandlerMapping")
+                    {
+                        truthy(key, value)?;
+                        continue;
+                    }
+                    return Err(DefinitionError::new(format!("unknown key `{key}`")));
+                };
+                // `[/**].allowedOrigins` (the bracketed form keeps the pattern whole) or `/api.allowedOrigins`.
+                let (pattern, setting) = match rest.strip_prefix('[') {
+                    Some(r) => r.split_once("]."),
+                    None => rest.split_once('.'),
+                }
+                .ok_or_else(|| DefinitionError::new(format!("bad CORS key `{key}`")))?;
+                match cors.iter_mut().find(|c| c.pattern == pattern) {
+                    Some(c) => c.settings.push((setting.to_owned(), value.to_owned())),
+                    None => cors.push(CorsDefinition {
+                        pattern: pattern.to_owned(),
+                        settings: vec![(setting.to_owned(), value.to_owned())],
+                    }),
                 }
             } else if key == "zuul.ignored-services" || key.starts_with("zuul.ignored-services[") {
                 discovery
@@ -349,6 +445,7 @@ impl RouteDocument {
             routes: out,
             default_filters,
             discovery,
+            cors,
         })
     }
 

@@ -384,20 +384,10 @@ pub enum Compiled {
 
 /// Compiles one filter; an argument it does not read is refused, naming the ones it does.
 pub fn compile(spec: &Spec) -> Result<Compiled, FilterError> {
-    let (compiled, unread, read) = spec.reading(|| compile_args(spec));
+    let (compiled, unread) = spec.reading(|| compile_args(spec));
     let compiled = compiled?;
-    if let Some(k) = unread.first() {
-        return Err(err(
-            spec,
-            format!(
-                "unknown argument `{k}` (known: {})",
-                if read.is_empty() {
-                    "none".to_owned()
-                } else {
-                    read.join(", ")
-                }
-            ),
-        ));
+    if let Some(why) = unread.refusal() {
+        return Err(err(spec, why));
     }
     Ok(compiled)
 }
@@ -536,7 +526,21 @@ fn compile_args(spec: &Spec) -> Result<Compiled, FilterError> {
             }))
         }
         "RequestRateLimiter" => {
-            let key = match spec.arg("keyResolver", 3).unwrap_or("ip").trim() {
+            // `key-resolver` is SCG's own spelling (where it names a bean in SpEL).
+            let resolver = spec
+                .arg("keyResolver", 3)
+                .or(spec.arg("key-resolver", 99))
+                .unwrap_or("ip")
+                .trim();
+            if resolver.starts_with("#{") {
+                return Err(err(
+                    spec,
+                    format!(
+                        "keyResolver `{resolver}`: SpEL bean references cannot run here; use ip, header:NAME, apikey or jwt"
+                    ),
+                ));
+            }
+            let key = match resolver {
                 "ip" | "" => KeyResolver::ClientIp,
                 "apikey" | "api-key" => KeyResolver::ApiKey,
                 "jwt" | "jwt-sub" | "principal" => KeyResolver::JwtSubject,
@@ -788,10 +792,12 @@ mod tests {
         ))
         .unwrap_err()
         .to_string();
-        assert!(
-            e.contains("unknown argument `key-resolver`") && e.contains("keyResolver"),
-            "{e}"
-        );
+        assert!(e.contains("SpEL") && e.contains("header:NAME"), "{e}");
+        // Shortcut arguments beyond those the filter reads.
+        let e = compile(&Spec::shortcut("StripPrefix=1, 2").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("takes 1 shortcut argument(s), not 2"), "{e}");
         // Indexed list keys count as their list; shortcut arguments are positional.
         compile(&named(
             "CircuitBreaker",

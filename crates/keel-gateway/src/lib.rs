@@ -10,6 +10,7 @@ mod auth;
 mod client;
 mod config;
 mod config_routes;
+mod cors;
 pub mod definition;
 mod discovery;
 mod filter;
@@ -124,6 +125,7 @@ impl Sources {
                 .discovery
                 .clone()
                 .or_else(|| self.config.discovery.clone()),
+            cors: self.file.cors.clone().or_else(|| self.config.cors.clone()),
         }
     }
 }

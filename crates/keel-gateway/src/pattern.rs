@@ -93,11 +93,11 @@ impl Pattern {
     }
 
     /// Whether `input` may match with its trailing separator taken strictly (Spring's
-    /// `matchTrailingSlash=false`): it has none, or the pattern ends with one or with `**`.
+    /// `matchTrailingSlash=false`): it has none, or the pattern ends with one or with `**`/`{*rest}`.
     pub fn allows_trailing(&self, input: &str) -> bool {
         !(input.len() > 1 && input.ends_with(self.separator))
             || self.source.ends_with(self.separator)
-            || self.source.ends_with("**")
+            || matches!(self.segments.last(), Some(Segment::Rest(_)))
     }
 
     /// Matches `input` (a normalised path, or a lower-case host); one trailing separator is ignored.

@@ -118,13 +118,10 @@ fn instant(spec: &Spec, name: &str, pos: usize) -> Result<SystemTime, PredicateE
 impl Predicate {
     /// Compiles one predicate; an argument it does not read is refused, naming the ones it does.
     pub fn compile(spec: &Spec) -> Result<Predicate, PredicateError> {
-        let (compiled, unread, read) = spec.reading(|| Self::compile_args(spec));
+        let (compiled, unread) = spec.reading(|| Self::compile_args(spec));
         let compiled = compiled?;
-        if let Some(k) = unread.first() {
-            return Err(err(
-                spec,
-                format!("unknown argument `{k}` (known: {})", read.join(", ")),
-            ));
+        if let Some(why) = unread.refusal() {
+            return Err(err(spec, why));
         }
         Ok(compiled)
     }
@@ -135,9 +132,18 @@ impl Predicate {
                 let mut list = spec.list("patterns");
                 // Named, or SCG's shortcut tail flag (`Path=/a/{x},false`); spelt
                 // `matchOptionalTrailingSeparator` before SCG 4.
-                let named = spec
-                    .arg("matchTrailingSlash", usize::MAX)
-                    .or_else(|| spec.arg("matchOptionalTrailingSeparator", usize::MAX));
+                let named = match (
+                    spec.arg("matchTrailingSlash", usize::MAX),
+                    spec.arg("matchOptionalTrailingSeparator", usize::MAX),
+                ) {
+                    (Some(a), Some(b)) if !a.trim().eq_ignore_ascii_case(b.trim()) => {
+                        return Err(err(
+                            spec,
+                            "`matchTrailingSlash` and `matchOptionalTrailingSeparator` disagree",
+                        ));
+                    }
+                    (a, b) => a.or(b),
+                };
                 let flag = match named {
                     Some(v) => Some(v),
                     None => list
@@ -446,6 +452,8 @@ mod tests {
             path_matches(&named("false"), "/blue/a/"),
             "`**` takes the slash"
         );
+        let rest = Spec::shortcut("Path=/green/{*rest},false").unwrap();
+        assert!(path_matches(&rest, "/green/a/"), "so does `{{*rest}}`");
         let tail = Spec::shortcut("Path=/red/{segment},false").unwrap();
         assert!(!path_matches(&tail, "/red/a/"));
         assert!(path_matches(

@@ -18,6 +18,7 @@ use crate::Gateway;
 use crate::access_log::{Instance, Line};
 use crate::auth::Principal;
 use crate::client;
+use crate::cors::{self, Cors, Verdict};
 use crate::filter::{self, Filter, KeyResolver, UpstreamHost};
 use crate::forwarded::{self, Hop};
 use crate::path;
@@ -57,6 +58,8 @@ struct Ledger {
     limiter: Option<&'static str>,
     /// This request is a route's fallback: its own failures are answered plainly, never by another fallback.
     in_fallback: bool,
+    /// An allowed CORS request: the configuration and `Access-Control-Allow-Origin` its answer gets.
+    cors: Option<(Arc<Cors>, HeaderValue)>,
 }
 
 impl Ledger {
@@ -163,6 +166,7 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
         decision: None,
         limiter: None,
         in_fallback: parts.extensions.get::<FallbackDepth>().is_some(),
+        cors: None,
     };
     // hyper already lets Transfer-Encoding win and closes the connection (RFC 9112 §6.3); a request that
     // still carries both reached us over a path that did not, so it is refused outright.
@@ -223,6 +227,31 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
             })
             .or_else(|| discover(&gw, &table, &normalized))
     };
+    // CORS, only where configured and for a foreign `Origin`: the route's own, else the global one
+    // for the path (which also answers preflights no route admits).
+    if table.has_cors
+        && let Some(origin) = parts.headers.get(header::ORIGIN)
+        && !cors::same_origin(origin, gw.config.tls, parts.headers.get(header::HOST))
+        && let Some(config) = matched
+            .as_ref()
+            .and_then(|m| m.route.cors.as_ref())
+            .or_else(|| table.cors_for(&normalized))
+    {
+        match config.judge(&parts.method, origin, &parts.headers) {
+            Verdict::Allowed(allow) => ledger.cors = Some((config.clone(), allow)),
+            Verdict::Preflight(resp) => {
+                ledger.route = matched.map(|m| m.route);
+                ledger.decision = Some("cors_preflight");
+                return finish(&gw, ledger, resp);
+            }
+            Verdict::Refused(why) => {
+                ledger.route = matched.map(|m| m.route);
+                ledger.decision = Some("cors_rejected");
+                let resp = cors::refused(why, &normalized, &ledger.request_id);
+                return finish(&gw, ledger, resp);
+            }
+        }
+    }
     let Some(matched) = matched else {
         ledger.decision = Some("no_route");
         let id = ledger.request_id.clone();
@@ -936,7 +965,7 @@ async fn forward_to_service(
         .await;
     };
     // The adaptive limit sheds load before queues build up in the service.
-    let token = match &service.limit {
+    let mut token = match &service.limit {
         Some(l) => match l.try_acquire() {
             Ok(t) => Some(t),
             Err(_) => {
@@ -974,7 +1003,7 @@ async fn forward_to_service(
     let t = Instant::now();
     // The pause before the next attempt, if one may follow the last, which ended as `ended` (`None`:
     // its request provably never reached the backend, so any method may be replayed).
-    let retry = |ended: Option<retry::Ended>, attempts: u32| -> Option<Duration> {
+    let retry = |ended: Option<retry::Ended>, attempts: u32, tried: &[InstanceId]| {
         let allowed = match ended {
             None => true,
             Some(e) => policy.retries_after(e, &parts.method, idempotent),
@@ -982,6 +1011,14 @@ async fn forward_to_service(
         if !(allowed && replayable && attempts <= policy.retries) {
             return None;
         }
+        // Only when an instance not yet tried is there to take it: otherwise the answer in hand stands.
+        let refs: Vec<&InstanceId> = tried.iter().collect();
+        let candidate = service
+            .balancer
+            .pick_excluding_at(&refs, Instant::now())
+            .filter(|p| !tried.contains(p.id()))?;
+        // Released unreported: it only proved there is one; the next attempt picks afresh.
+        drop(candidate);
         let delay = policy.delay(attempts);
         (policy.in_time(t.elapsed(), delay) && service.budget.try_withdraw()).then_some(delay)
     };
@@ -995,6 +1032,9 @@ async fn forward_to_service(
     loop {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
+            if let Some(t) = &mut token {
+                t.restart();
+            }
         }
         let refs: Vec<&InstanceId> = tried.iter().collect();
         // One clock read starts the attempt's latency sample (the first attempt's is `t`), another
@@ -1012,6 +1052,7 @@ async fn forward_to_service(
         ledger.attempts += 1;
         let id = pick.id().clone();
         ledger.instance = Some(Instance::Id(id.clone()));
+        tried.push(id);
         let result = attempt(
             gw,
             pick.endpoint(),
@@ -1031,8 +1072,8 @@ async fn forward_to_service(
                 } else {
                     service.balancer.success_at(pick, end);
                 }
-                if let Some(d) = retry(Some(retry::Ended::Status(status)), ledger.attempts) {
-                    tried.push(id);
+                if let Some(d) = retry(Some(retry::Ended::Status(status)), ledger.attempts, &tried)
+                {
                     route.metrics.retries.inc();
                     last_error = (
                         status,
@@ -1104,9 +1145,8 @@ async fn forward_to_service(
             Some(retry::Ended::TimedOut) => Outcome::Timeout,
             _ => Outcome::Failure,
         };
-        match retry(ended, ledger.attempts) {
+        match retry(ended, ledger.attempts, &tried) {
             Some(d) => {
-                tried.push(id);
                 route.metrics.retries.inc();
                 delay = d;
             }
@@ -1163,7 +1203,10 @@ async fn no_instance(
     .await
 }
 
-fn finish(gw: &Gateway, ledger: Ledger, resp: Response<Body>) -> Response<Body> {
+fn finish(gw: &Gateway, mut ledger: Ledger, mut resp: Response<Body>) -> Response<Body> {
+    if let Some((cors, allow)) = ledger.cors.take() {
+        cors.decorate(resp.headers_mut(), allow);
+    }
     let end = ledger.answered.unwrap_or_else(Instant::now);
     let total = end - ledger.start;
     let status = resp.status().as_u16();

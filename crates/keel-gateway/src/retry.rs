@@ -131,7 +131,14 @@ impl RetryPolicy {
             timeout: None,
         };
         for raw in list(spec, "statuses", Some(1)).unwrap_or_default() {
-            p.add_status(status(spec, raw)?.as_u16());
+            let s = status(spec, raw)?.as_u16();
+            if s >= 600 {
+                return Err(err(
+                    spec,
+                    format!("status {s} is not one a backend answers"),
+                ));
+            }
+            p.add_status(s);
         }
         // As in SCG, `series` keeps its default (5xx) when only `statuses` is given.
         for raw in list(spec, "series", None).unwrap_or(vec!["SERVER_ERROR"]) {
@@ -196,7 +203,9 @@ impl RetryPolicy {
                 }
             }
         }
-        let arg = |name: &str, pos: usize| spec.arg(name, pos).map(str::trim);
+        // An empty shortcut field (`Retry=3,500,GET,,,,,,1s`) is one left out.
+        let arg =
+            |name: &str, pos: usize| spec.arg(name, pos).map(str::trim).filter(|v| !v.is_empty());
         let first = arg("backoff.firstBackoff", 3);
         let max = arg("backoff.maxBackoff", 4);
         let factor = arg("backoff.factor", 5);
@@ -205,9 +214,23 @@ impl RetryPolicy {
         if first.is_some() || max.is_some() || factor.is_some() || based.is_some() {
             let first = first.map_or(Ok(Duration::from_millis(5)), |v| duration(spec, v))?;
             let max = max.map(|v| duration(spec, v)).transpose()?;
-            let factor: u32 = number(spec, "backoff.factor", 5, Some(2))?;
+            let factor: u32 = match factor {
+                None => 2,
+                Some(f) => f.parse().map_err(|_| {
+                    err(
+                        spec,
+                        format!("`backoff.factor` must be a number, not `{f}`"),
+                    )
+                })?,
+            };
             if factor == 0 {
                 return Err(err(spec, "`backoff.factor` must be at least 1"));
+            }
+            if max.is_some_and(|m| m < first) {
+                return Err(err(
+                    spec,
+                    "`backoff.maxBackoff` is below `backoff.firstBackoff`",
+                ));
             }
             // Accepted for SCG's sake: without jitter both of its formulas give the same pauses.
             if let Some(b) = based
@@ -266,21 +289,27 @@ impl RetryPolicy {
         let Some(b) = self.backoff else {
             return Duration::ZERO;
         };
-        let mut d = b
+        // A day bounds any pause (and keeps the jitter's arithmetic finite).
+        let max = b
+            .max
+            .unwrap_or(Duration::MAX)
+            .min(Duration::from_secs(86_400));
+        let d = b
             .first
-            .saturating_mul(b.factor.saturating_pow(n.saturating_sub(1)));
-        if let Some(max) = b.max {
-            d = d.min(max);
-        }
+            .saturating_mul(b.factor.saturating_pow(n.saturating_sub(1)))
+            .min(max);
         if b.jitter > 0.0 {
-            d = d.mul_f64((1.0 + b.jitter * (2.0 * fastrand::f64() - 1.0)).max(0.0));
+            d.mul_f64((1.0 + b.jitter * (2.0 * fastrand::f64() - 1.0)).max(0.0))
+                .min(max)
+        } else {
+            d
         }
-        d
     }
 
     /// Whether a retry pausing `delay` may start `elapsed` after the first attempt.
     pub fn in_time(&self, elapsed: Duration, delay: Duration) -> bool {
-        self.timeout.is_none_or(|t| elapsed + delay < t)
+        self.timeout
+            .is_none_or(|t| elapsed.saturating_add(delay) < t)
     }
 }
 
@@ -301,7 +330,9 @@ fn list<'s>(spec: &'s Spec, name: &str, pos: Option<usize>) -> Option<Vec<&'s st
         }
     }
     if !found {
-        let v = pos.and_then(|p| spec.arg(name, p))?;
+        let v = pos
+            .and_then(|p| spec.arg(name, p))
+            .filter(|v| !v.trim().is_empty())?;
         out.extend(v.split(',').map(str::trim).filter(|s| !s.is_empty()));
     }
     Some(out)
@@ -330,21 +361,24 @@ fn duration(spec: &Spec, raw: &str) -> Result<Duration, FilterError> {
                 b'S' => 1.0,
                 _ => return Err(bad()),
             };
-            total += Duration::try_from_secs_f64(n * unit).map_err(|_| bad())?;
+            total = total
+                .checked_add(Duration::try_from_secs_f64(n * unit).map_err(|_| bad())?)
+                .ok_or_else(bad)?;
             rest = &rest[end + 1..];
         }
         return Ok(total);
     }
     let end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let n: u64 = t[..end].parse().map_err(|_| bad())?;
+    let secs = |per: u64| n.checked_mul(per).map(Duration::from_secs).ok_or_else(bad);
     Ok(match t[end..].trim() {
         "" | "ms" => Duration::from_millis(n),
         "ns" => Duration::from_nanos(n),
         "us" => Duration::from_micros(n),
         "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        "d" => Duration::from_secs(n * 86400),
+        "m" => secs(60)?,
+        "h" => secs(3600)?,
+        "d" => secs(86400)?,
         _ => return Err(bad()),
     })
 }
@@ -472,6 +506,19 @@ mod tests {
             ),
             (vec![("timeout", "-1s")], "not a duration"),
             (vec![("retry", "3")], "unknown argument `retry`"),
+            (vec![("statuses", "999")], "not one a backend answers"),
+            (
+                vec![
+                    ("backoff.firstBackoff", "1s"),
+                    ("backoff.maxBackoff", "10ms"),
+                ],
+                "below",
+            ),
+            (
+                vec![("timeout", "PT10000000000000000000S10000000000000000000S")],
+                "not a duration",
+            ),
+            (vec![("timeout", "99999999999999999d")], "not a duration"),
         ] {
             let e = compile(named(&args)).unwrap_err();
             assert!(e.contains(says), "{args:?}: {e}");
@@ -481,6 +528,22 @@ mod tests {
                 .unwrap_err()
                 .contains("too many")
         );
+    }
+
+    #[test]
+    fn empty_shortcut_fields_are_left_out_and_huge_pauses_stay_finite() {
+        let p = compile(Spec::shortcut("Retry=3,,,,,,,,1s").unwrap()).unwrap();
+        assert!(p.retries_after(status(503), &GET, true));
+        assert_eq!(p.delay(1), Duration::ZERO);
+        assert!(!p.in_time(Duration::from_secs(1), Duration::ZERO));
+        let huge = compile(named(&[
+            ("backoff.firstBackoff", "100000d"),
+            ("jitter.randomFactor", "1"),
+            ("timeout", "1s"),
+        ]))
+        .unwrap();
+        assert!(huge.delay(40) <= Duration::from_secs(86_400));
+        assert!(!huge.in_time(Duration::MAX, huge.delay(40)));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use http::HeaderName;
 use http::uri::{Authority, Scheme};
 
 use crate::auth::Authenticator;
+use crate::cors::Cors;
 use crate::definition::{DiscoverySettings, RouteDefinition, RouteDocument, Spec};
 use crate::filter::{self, CircuitBreakerSpec, Compiled, Filter, RouteOption};
 use crate::metrics::{GatewayMetrics, RouteMetrics};
@@ -48,6 +49,8 @@ pub struct Route {
     pub h2c: bool,
     /// The `Host` sent upstream (`PreserveHostHeader`, `SetRequestHostHeader`).
     pub host: filter::UpstreamHost,
+    /// Metadata `cors.*`: this route's CORS, in place of the global configuration.
+    pub cors: Option<Arc<Cors>>,
     pub metrics: RouteMetrics,
 }
 
@@ -95,6 +98,10 @@ pub struct Table {
     ignore: Vec<Pattern>,
     /// The definitions it was built from, for the admin API.
     pub definitions: Vec<RouteDefinition>,
+    /// Global CORS by path pattern, first match wins.
+    pub cors: Vec<(Pattern, Arc<Cors>)>,
+    /// Whether any CORS is configured (global or on a route): otherwise requests skip the check.
+    pub has_cors: bool,
 }
 
 fn glob(g: &str) -> Result<Pattern, CompileError> {
@@ -202,7 +209,17 @@ impl Table {
             include: Vec::new(),
             ignore: Vec::new(),
             definitions: Vec::new(),
+            cors: Vec::new(),
+            has_cors: false,
         }
+    }
+
+    /// The global CORS configuration for `path`, if one's pattern matches.
+    pub fn cors_for(&self, path: &str) -> Option<&Arc<Cors>> {
+        self.cors
+            .iter()
+            .find(|(p, _)| p.matches(path, None))
+            .map(|(_, c)| c)
     }
 
     /// Compiles a document; any error rejects the whole table.
@@ -228,7 +245,25 @@ impl Table {
             });
         }
         let discovery = doc.discovery.clone().unwrap_or_default();
+        let cors: Vec<(Pattern, Arc<Cors>)> = doc
+            .cors
+            .iter()
+            .flatten()
+            .map(|c| {
+                let fail = |reason: String| CompileError {
+                    route: format!("globalcors [{}]", c.pattern),
+                    reason,
+                };
+                let pattern = Pattern::path(&c.pattern).map_err(|e| fail(e.to_string()))?;
+                let cors = Cors::compile(c.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                    .map_err(fail)?;
+                Ok((pattern, Arc::new(cors)))
+            })
+            .collect::<Result<_, _>>()?;
+        let has_cors = !cors.is_empty() || routes.iter().any(|r| r.cors.is_some());
         Ok(Table {
+            cors,
+            has_cors,
             routes: routes.into_iter().map(Arc::new).collect(),
             default_filters,
             include: discovery
@@ -324,6 +359,18 @@ impl Table {
             (Target::Url { .. }, None) => header_list(ctx.sensitive_headers),
             _ => Vec::new(),
         };
+        let cors_settings: Vec<(&str, &str)> = def
+            .metadata
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix("cors.")?, v.as_str())))
+            .collect();
+        let cors = if cors_settings.is_empty() {
+            None
+        } else {
+            Some(Arc::new(
+                Cors::compile(cors_settings).map_err(|e| fail(format!("metadata cors: {e}")))?,
+            ))
+        };
         let needs_captures = filters.iter().any(|f| matches!(f, Filter::SetPath(_)));
         Ok(Route {
             id: def.id.as_str().into(),
@@ -341,6 +388,7 @@ impl Table {
             auth,
             h2c,
             host,
+            cors,
         })
     }
 
@@ -363,6 +411,7 @@ impl Table {
             auth: None,
             h2c: false,
             host: filter::UpstreamHost::Backend,
+            cors: None,
         }
     }
 

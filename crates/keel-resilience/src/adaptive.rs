@@ -121,6 +121,12 @@ impl LimitToken {
         self.finish(true);
     }
 
+    /// Restarts the RTT clock: the caller paused before its next try (a retry's backoff), which
+    /// says nothing about the service's latency.
+    pub fn restart(&mut self) {
+        self.start = self.limit.origin.nanos();
+    }
+
     fn finish(&mut self, dropped: bool) {
         let rtt = Duration::from_nanos(self.limit.origin.nanos().saturating_sub(self.start));
         self.limit.sample(rtt, self.in_flight, dropped);

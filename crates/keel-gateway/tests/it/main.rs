@@ -3,6 +3,7 @@
 mod admin_access;
 mod auth;
 mod config_routes;
+mod cors;
 mod limits;
 mod protocols;
 mod redis_limit;

@@ -251,6 +251,10 @@ spring.cloud.gateway.routes:
     uri: lb://other
     predicates: [Path=/plain/**]
     filters: [StripPrefix=1]
+  - id: bare
+    uri: lb://two
+    predicates: [Path=/bare/**]
+    filters: [StripPrefix=1, Retry]
 ";
     let g = TestGateway::start(GatewayConfig::default(), routes).await;
     let bs = three(&g).await;
@@ -275,6 +279,19 @@ spring.cloud.gateway.routes:
     let metrics = text(&c, g.url("/actuator/prometheus")).await;
     assert!(
         metrics.contains("keel_gateway_retries_total{route=\"retried\"} 2"),
+        "{metrics}"
+    );
+    // Three retries allowed, two instances: once both have answered, the last answer itself is
+    // passed on (not a gateway-made error), and no retry is counted for an instance that is not there.
+    g.backends("two", &[&bs[0], &bs[1]]);
+    let r = c.get(g.url("/bare/status/500")).send().await.unwrap();
+    assert_eq!(r.status(), 500);
+    let body = r.text().await.unwrap();
+    assert!(body == "a 500" || body == "b 500", "{body}");
+    assert_eq!(hits(&bs), 8);
+    let metrics = text(&c, g.url("/actuator/prometheus")).await;
+    assert!(
+        metrics.contains("keel_gateway_retries_total{route=\"bare\"} 1"),
         "{metrics}"
     );
 }
