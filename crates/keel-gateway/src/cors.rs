@@ -39,6 +39,8 @@ pub enum Verdict {
     Allowed(HeaderValue),
     /// Refused (403), with why.
     Refused(&'static str),
+    /// Not a CORS request (no `Origin`, or the gateway's own).
+    NotCors,
 }
 
 const VARY: &str = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers";
@@ -255,6 +257,18 @@ impl Cors {
                 h.remove(header::ACCESS_CONTROL_EXPOSE_HEADERS);
             }
         }
+        vary(h);
+    }
+}
+
+/// Says that the answer varies by origin, as Spring does for every request a CORS configuration
+/// covers, so a cache never serves one origin's answer to another.
+pub fn vary(h: &mut HeaderMap) {
+    let present = h
+        .get_all(header::VARY)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.contains("Origin")));
+    if !present {
         h.append(header::VARY, HeaderValue::from_static(VARY));
     }
 }

@@ -58,8 +58,9 @@ struct Ledger {
     limiter: Option<&'static str>,
     /// This request is a route's fallback: its own failures are answered plainly, never by another fallback.
     in_fallback: bool,
-    /// An allowed CORS request: the configuration and `Access-Control-Allow-Origin` its answer gets.
-    cors: Option<(Arc<Cors>, HeaderValue)>,
+    /// The CORS configuration that applies, and for an allowed CORS request the
+    /// `Access-Control-Allow-Origin` its answer gets.
+    cors: Option<(Arc<Cors>, Option<HeaderValue>)>,
 }
 
 impl Ledger {
@@ -230,15 +231,23 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
     // CORS, only where configured and for a foreign `Origin`: the route's own, else the global one
     // for the path (which also answers preflights no route admits).
     if table.has_cors
-        && let Some(origin) = parts.headers.get(header::ORIGIN)
-        && !cors::same_origin(origin, gw.config.tls, parts.headers.get(header::HOST))
         && let Some(config) = matched
             .as_ref()
             .and_then(|m| m.route.cors.as_ref())
             .or_else(|| table.cors_for(&normalized))
     {
-        match config.judge(&parts.method, origin, &parts.headers) {
-            Verdict::Allowed(allow) => ledger.cors = Some((config.clone(), allow)),
+        let foreign = parts
+            .headers
+            .get(header::ORIGIN)
+            .filter(|o| !cors::same_origin(o, gw.config.tls, parts.headers.get(header::HOST)));
+        let verdict = match foreign {
+            Some(origin) => config.judge(&parts.method, origin, &parts.headers),
+            // Not a CORS request; its answer still varies by `Origin` for caches.
+            None => Verdict::NotCors,
+        };
+        match verdict {
+            Verdict::NotCors => ledger.cors = Some((config.clone(), None)),
+            Verdict::Allowed(allow) => ledger.cors = Some((config.clone(), Some(allow))),
             Verdict::Preflight(resp) => {
                 ledger.route = matched.map(|m| m.route);
                 ledger.decision = Some("cors_preflight");
@@ -1204,8 +1213,10 @@ async fn no_instance(
 }
 
 fn finish(gw: &Gateway, mut ledger: Ledger, mut resp: Response<Body>) -> Response<Body> {
-    if let Some((cors, allow)) = ledger.cors.take() {
-        cors.decorate(resp.headers_mut(), allow);
+    match ledger.cors.take() {
+        Some((cors, Some(allow))) => cors.decorate(resp.headers_mut(), allow),
+        Some((_, None)) => cors::vary(resp.headers_mut()),
+        None => {}
     }
     let end = ledger.answered.unwrap_or_else(Instant::now);
     let total = end - ledger.start;

@@ -87,6 +87,10 @@ async fn preflights_are_answered_and_allowed_origins_get_the_headers() {
             r.headers().get("access-control-allow-origin").is_none(),
             "{origin:?}"
         );
+        assert!(
+            r.headers()["vary"].to_str().unwrap().contains("Origin"),
+            "a cache must not hand this answer to another origin"
+        );
     }
     assert_eq!(a.count(), 3);
 }
