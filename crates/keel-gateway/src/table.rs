@@ -315,7 +315,16 @@ impl Table {
                     auth = Some(a);
                 }
                 RouteOption::CircuitBreaker(b) => breaker = Some(b),
-                RouteOption::Retry(r) => retry = r,
+                RouteOption::Retry(r) => {
+                    if matches!(target, Target::Url { .. }) {
+                        return Err(fail(
+                            "Retry needs an `lb://` route: Keel retries on another instance, and a \
+                             fixed URI has only one"
+                                .into(),
+                        ));
+                    }
+                    retry = r;
+                }
                 RouteOption::Host(h) => host = h,
                 RouteOption::RateLimiter(spec) => {
                     limiter = Some(
