@@ -387,4 +387,17 @@ async fn a_retry_filter_with_a_misspelt_argument_is_refused_naming_it() {
         body.contains("unknown argument `backof.firstBackoff`"),
         "{body}"
     );
+    // A fixed URI has no other instance to retry on: refused rather than silently never retried.
+    let r = client()
+        .post(g.url("/keel/v1/gateway/validate"))
+        .header("content-type", "application/json")
+        .body(
+            r#"{"id":"r","uri":"http://127.0.0.1:1","predicates":["Path=/r/**"],"filters":["Retry=2"]}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("needs an `lb://` route"), "{body}");
 }
