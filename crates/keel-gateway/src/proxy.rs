@@ -1012,25 +1012,28 @@ async fn forward_to_service(
     let t = Instant::now();
     // The pause before the next attempt, if one may follow the last, which ended as `ended` (`None`:
     // its request provably never reached the backend, so any method may be replayed).
-    let retry = |ended: Option<retry::Ended>, attempts: u32, tried: &[InstanceId]| {
-        let allowed = match ended {
-            None => true,
-            Some(e) => policy.retries_after(e, &parts.method, idempotent),
+    // `current` is the instance just tried; `tried` the ones before it. Both are looked at only
+    // once a retry is due, so a request answered at once allocates nothing for this.
+    let retry =
+        |ended: Option<retry::Ended>, attempts: u32, tried: &[InstanceId], current: &InstanceId| {
+            let allowed = match ended {
+                None => true,
+                Some(e) => policy.retries_after(e, &parts.method, idempotent),
+            };
+            if !(allowed && replayable && attempts <= policy.retries) {
+                return None;
+            }
+            // Only when an instance not yet tried is there to take it: otherwise the answer in hand stands.
+            let refs: Vec<&InstanceId> = tried.iter().chain([current]).collect();
+            let candidate = service
+                .balancer
+                .pick_excluding_at(&refs, Instant::now())
+                .filter(|p| !refs.contains(&p.id()))?;
+            // Released unreported: it only proved there is one; the next attempt picks afresh.
+            drop(candidate);
+            let delay = policy.delay(attempts);
+            (policy.in_time(t.elapsed(), delay) && service.budget.try_withdraw()).then_some(delay)
         };
-        if !(allowed && replayable && attempts <= policy.retries) {
-            return None;
-        }
-        // Only when an instance not yet tried is there to take it: otherwise the answer in hand stands.
-        let refs: Vec<&InstanceId> = tried.iter().collect();
-        let candidate = service
-            .balancer
-            .pick_excluding_at(&refs, Instant::now())
-            .filter(|p| !tried.contains(p.id()))?;
-        // Released unreported: it only proved there is one; the next attempt picks afresh.
-        drop(candidate);
-        let delay = policy.delay(attempts);
-        (policy.in_time(t.elapsed(), delay) && service.budget.try_withdraw()).then_some(delay)
-    };
     let mut last_error: (StatusCode, &'static str, String) = (
         StatusCode::SERVICE_UNAVAILABLE,
         "no_instance",
@@ -1061,7 +1064,6 @@ async fn forward_to_service(
         ledger.attempts += 1;
         let id = pick.id().clone();
         ledger.instance = Some(Instance::Id(id.clone()));
-        tried.push(id);
         let result = attempt(
             gw,
             pick.endpoint(),
@@ -1081,8 +1083,13 @@ async fn forward_to_service(
                 } else {
                     service.balancer.success_at(pick, end);
                 }
-                if let Some(d) = retry(Some(retry::Ended::Status(status)), ledger.attempts, &tried)
-                {
+                if let Some(d) = retry(
+                    Some(retry::Ended::Status(status)),
+                    ledger.attempts,
+                    &tried,
+                    &id,
+                ) {
+                    tried.push(id);
                     route.metrics.retries.inc();
                     last_error = (
                         status,
@@ -1154,8 +1161,9 @@ async fn forward_to_service(
             Some(retry::Ended::TimedOut) => Outcome::Timeout,
             _ => Outcome::Failure,
         };
-        match retry(ended, ledger.attempts, &tried) {
+        match retry(ended, ledger.attempts, &tried, &id) {
             Some(d) => {
+                tried.push(id);
                 route.metrics.retries.inc();
                 delay = d;
             }
