@@ -41,7 +41,8 @@ pub enum Filter {
     /// `DedupeResponseHeader`: repeated values of each named header reduced to one.
     DedupeResponseHeader(Vec<HeaderName>, Dedupe),
     SetStatus(StatusCode),
-    RedirectTo(StatusCode, HeaderValue),
+    /// Status, URL, and whether the request's query is carried over (SCG's `includeRequestParams`).
+    RedirectTo(StatusCode, HeaderValue, bool),
     /// Largest body in bytes; larger declared bodies get 413.
     RequestSize(u64),
     SecureHeaders,
@@ -479,7 +480,17 @@ fn compile_args(spec: &Spec) -> Result<Compiled, FilterError> {
             }
             let url = HeaderValue::from_str(need(spec, "url", 1)?)
                 .map_err(|e| err(spec, e.to_string()))?;
-            F(Filter::RedirectTo(s, url))
+            let include = match spec.arg("includeRequestParams", 2).map(str::trim) {
+                None | Some("" | "false") => false,
+                Some("true") => true,
+                Some(v) => {
+                    return Err(err(
+                        spec,
+                        format!("`includeRequestParams` must be true or false, not `{v}`"),
+                    ));
+                }
+            };
+            F(Filter::RedirectTo(s, url, include))
         }
         "RequestSize" => F(Filter::RequestSize(size(
             spec,

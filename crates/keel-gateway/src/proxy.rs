@@ -248,7 +248,9 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
         match verdict {
             Verdict::NotCors => ledger.cors = Some((config.clone(), None)),
             Verdict::Allowed(allow) => ledger.cors = Some((config.clone(), Some(allow))),
-            Verdict::Preflight(resp) => {
+            Verdict::Preflight(mut resp) => {
+                resp.headers_mut()
+                    .insert(X_REQUEST_ID, ledger.request_id.clone());
                 ledger.route = matched.map(|m| m.route);
                 ledger.decision = Some("cors_preflight");
                 return finish(&gw, ledger, resp);
@@ -332,10 +334,19 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
             Filter::RemoveRequestParameter(name) => {
                 set_query(&mut parts.uri, name, None);
             }
-            Filter::RedirectTo(status, url) => {
+            Filter::RedirectTo(status, url, include) => {
                 let mut resp = Response::new(Body::empty());
                 *resp.status_mut() = *status;
-                resp.headers_mut().insert(header::LOCATION, url.clone());
+                let location = match parts.uri.query().filter(|q| *include && !q.is_empty()) {
+                    Some(q) => {
+                        let base = url.to_str().unwrap_or("");
+                        let join = if base.contains('?') { '&' } else { '?' };
+                        HeaderValue::from_str(&format!("{base}{join}{q}"))
+                            .unwrap_or_else(|_| url.clone())
+                    }
+                    None => url.clone(),
+                };
+                resp.headers_mut().insert(header::LOCATION, location);
                 ledger.decision = Some("redirect");
                 return finish(&gw, ledger, resp);
             }

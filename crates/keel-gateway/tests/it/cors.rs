@@ -54,6 +54,7 @@ async fn preflights_are_answered_and_allowed_origins_get_the_headers() {
     assert_eq!(h["access-control-allow-methods"], "GET,POST");
     assert_eq!(h["access-control-allow-headers"], "content-type, x-token");
     assert_eq!(h["access-control-max-age"], "600");
+    assert!(h.contains_key("x-request-id"), "{h:?}");
     assert_eq!(a.count(), 0, "a preflight never reaches the backend");
 
     // The actual request goes through and its answer names the origin.

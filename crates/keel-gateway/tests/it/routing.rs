@@ -223,6 +223,10 @@ spring.cloud.gateway:
       uri: http://{a}
       predicates: [Path=/old/**]
       filters: ["RedirectTo=302, https://example.org/new"]
+    - id: redirect-with-query
+      uri: http://{a}
+      predicates: [Path=/kept/**]
+      filters: ["RedirectTo=301, https://example.org/new?from=gw, true"]
     - id: size
       uri: http://{a}
       predicates: [Path=/upload/**]
@@ -275,9 +279,16 @@ spring.cloud.gateway:
     assert_eq!(v["headers"]["x-tenant"], "t1");
     assert_eq!(v["headers"]["host"], "api.internal");
     assert_eq!(c.get(g.url("/teapot")).send().await.unwrap().status(), 418);
-    let r = c.get(g.url("/old/x")).send().await.unwrap();
+    let r = c.get(g.url("/old/x?a=1")).send().await.unwrap();
     assert_eq!(r.status(), 302);
     assert_eq!(r.headers()["location"], "https://example.org/new");
+    // `includeRequestParams`: the request's query goes along.
+    let r = c.get(g.url("/kept/x?a=1&b=2")).send().await.unwrap();
+    assert_eq!(r.status(), 301);
+    assert_eq!(
+        r.headers()["location"],
+        "https://example.org/new?from=gw&a=1&b=2"
+    );
     assert_eq!(
         c.post(g.url("/upload"))
             .body("0123456789")
