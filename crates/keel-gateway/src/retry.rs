@@ -72,18 +72,26 @@ impl RetryPolicy {
     /// failed exchanges, for every idempotent method.
     pub fn implicit(retries: u32) -> Self {
         let mut p = RetryPolicy {
-            retries,
-            statuses: [0; 8],
-            methods: None,
             on_error: true,
-            on_timeout: false,
-            backoff: None,
-            timeout: None,
+            ..Self::none(retries)
         };
         for s in 502..=504 {
             p.add_status(s);
         }
         p
+    }
+
+    /// `retries` further attempts on nothing yet: the base the two constructors fill in.
+    fn none(retries: u32) -> Self {
+        RetryPolicy {
+            retries,
+            statuses: [0; 8],
+            methods: None,
+            on_error: false,
+            on_timeout: false,
+            backoff: None,
+            timeout: None,
+        }
     }
 
     fn add_status(&mut self, s: u16) {
@@ -121,15 +129,7 @@ impl RetryPolicy {
         if retries == 0 {
             return Err(err(spec, "`retries` must be greater than 0"));
         }
-        let mut p = RetryPolicy {
-            retries,
-            statuses: [0; 8],
-            methods: None,
-            on_error: false,
-            on_timeout: false,
-            backoff: None,
-            timeout: None,
-        };
+        let mut p = Self::none(retries);
         for raw in list(spec, "statuses", Some(1)).unwrap_or_default() {
             let s = status(spec, raw)?.as_u16();
             if s >= 600 {

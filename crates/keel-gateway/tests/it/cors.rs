@@ -2,7 +2,7 @@
 
 use keel_gateway::GatewayConfig;
 
-use crate::support::{Backend, TestGateway, client, json};
+use crate::support::{Backend, TestGateway, client, json, validate};
 
 const APP: &str = "https://app.example.com";
 
@@ -130,17 +130,12 @@ async fn other_origins_are_refused_unless_the_route_allows_them() {
     assert_eq!(r.headers()["access-control-allow-origin"], "*");
     assert_eq!(a.count(), 1);
     // A route whose CORS would hand credentials to any origin is refused.
-    let r = c
-        .post(g.url("/keel/v1/gateway/validate"))
-        .header("content-type", "application/json")
-        .body(
-            r#"{"id":"r","uri":"http://127.0.0.1:1","predicates":["Path=/r/**"],
-                "metadata":{"cors":{"allowedOrigins":"*","allowCredentials":"true"}}}"#,
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    let body = r.text().await.unwrap();
+    let (status, body) = validate(
+        &g,
+        r#"{"id":"r","uri":"http://127.0.0.1:1","predicates":["Path=/r/**"],
+            "metadata":{"cors":{"allowedOrigins":"*","allowCredentials":"true"}}}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
     assert!(body.contains("allowCredentials"), "{body}");
 }

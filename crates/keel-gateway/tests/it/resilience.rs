@@ -8,7 +8,7 @@ use keel_gateway::GatewayConfig;
 use keel_resilience::BreakerConfig;
 use keel_test_support::eventually;
 
-use crate::support::{Backend, TestGateway, client, json, load_loop, text};
+use crate::support::{Backend, TestGateway, client, json, load_loop, text, validate};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_killed_mid_load_fails_no_idempotent_request() {
@@ -371,33 +371,23 @@ spring.cloud.gateway.routes:
 #[tokio::test]
 async fn a_retry_filter_with_a_misspelt_argument_is_refused_naming_it() {
     let g = TestGateway::start(GatewayConfig::default(), "").await;
-    let r = client()
-        .post(g.url("/keel/v1/gateway/validate"))
-        .header("content-type", "application/json")
-        .body(
-            r#"{"id":"r","uri":"lb://svc","predicates":["Path=/r/**"],
-                "filters":[{"name":"Retry","args":{"retries":"2","backof.firstBackoff":"10ms"}}]}"#,
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    let body = r.text().await.unwrap();
+    let (status, body) = validate(
+        &g,
+        r#"{"id":"r","uri":"lb://svc","predicates":["Path=/r/**"],
+            "filters":[{"name":"Retry","args":{"retries":"2","backof.firstBackoff":"10ms"}}]}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
     assert!(
         body.contains("unknown argument `backof.firstBackoff`"),
         "{body}"
     );
     // A fixed URI has no other instance to retry on: refused rather than silently never retried.
-    let r = client()
-        .post(g.url("/keel/v1/gateway/validate"))
-        .header("content-type", "application/json")
-        .body(
-            r#"{"id":"r","uri":"http://127.0.0.1:1","predicates":["Path=/r/**"],"filters":["Retry=2"]}"#,
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    let body = r.text().await.unwrap();
+    let (status, body) = validate(
+        &g,
+        r#"{"id":"r","uri":"http://127.0.0.1:1","predicates":["Path=/r/**"],"filters":["Retry=2"]}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
     assert!(body.contains("needs an `lb://` route"), "{body}");
 }

@@ -301,3 +301,15 @@ pub async fn ws_round_trip(url: &str) {
     }
     ws.close(None).await.unwrap();
 }
+
+/// Dry-runs a JSON route (`{"id": …, "uri": …}`) through the admin API: the status and the body.
+pub async fn validate(g: &TestGateway, route: &str) -> (reqwest::StatusCode, String) {
+    let r = client()
+        .post(g.url("/keel/v1/gateway/validate"))
+        .header("content-type", "application/json")
+        .body(route.to_owned())
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.text().await.unwrap())
+}
