@@ -15,7 +15,10 @@
 //! state claims it back from the driver. The slot, its deque entry and the task's waker are reclaimed
 //! later under the lock, by the next arms (a few entries from the front of the deque, where the oldest
 //! calls are), by a sweep when the deque has grown, or by the driver when it reaches them, by the
-//! deadline at the latest. Only a timer that actually fired goes through the lock to be freed.
+//! deadline at the latest. Only a timer that actually fired goes through the lock to be freed. A timer
+//! armed when the last one armed on its shard has been disarmed since (a task making calls one after
+//! another) takes over that entry at the back of the deque with its later deadline: no slot changes
+//! hands, nothing is reclaimed, and the kept waker stays when it wakes the same task.
 //!
 //! Finding the runtime clones its handle (two atomic operations on a line all its workers share), so
 //! the runtime and shard are remembered per thread for the task that last armed a timer: task ids are
@@ -443,8 +446,14 @@ impl std::fmt::Debug for Ticket {
 impl Ticket {
     fn arm(deadline: Instant, limit: Duration, waker: &Waker) -> Ticket {
         let (shard, handle) = shard_for(limit);
-        let mut dead: [Option<Waker>; RECLAIM_PER_ARM] = Default::default();
         let mut st = shard.lock();
+        if let Some((ticket, old)) = Self::rearm_last(shard, &mut st, deadline, waker) {
+            drop(st);
+            // A waker's drop may free its task, and with it a timer that takes this lock.
+            drop(old);
+            return ticket;
+        }
+        let mut dead: [Option<Waker>; RECLAIM_PER_ARM] = Default::default();
         shard.pop_stale(&mut st, &mut dead);
         let (index, slot) = match st.free.pop() {
             Some(i) => (i, shard.slots.get(i)),
@@ -497,6 +506,41 @@ impl Ticket {
             }
         }
         ticket
+    }
+
+    /// Under the lock: when the timer armed last here has been disarmed since (calls made one after
+    /// another, the common case on a task), its entry at the back of the deque is armed again for
+    /// `deadline` instead of being reclaimed and replaced: no slot changes hands, the deque keeps its
+    /// order (the deadline is no earlier than the entry's), and the kept waker stays if it wakes the
+    /// same task. The driver sleeps until no later than the old deadline, so it needs no word: it
+    /// finds the entry not yet due and sleeps again.
+    #[inline]
+    fn rearm_last(
+        shard: &'static Shard,
+        st: &mut State,
+        deadline: Instant,
+        waker: &Waker,
+    ) -> Option<(Ticket, Option<Waker>)> {
+        let back = st.order.back_mut()?;
+        let slot = shard.slots.get(back.slot);
+        // A stale entry's slot has moved on (or is free): its generation tells.
+        if back.deadline > deadline
+            || slot.generation.load(Ordering::Relaxed) != back.generation
+            || slot.state.load(Ordering::Acquire) != DEAD
+            || st.driver_at.is_none_or(|at| at > deadline)
+        {
+            return None;
+        }
+        back.deadline = deadline;
+        let index = back.slot;
+        let kept = &mut st.wakers[index as usize];
+        let old = match kept {
+            Some(w) if w.will_wake(waker) => None,
+            _ => kept.replace(waker.clone()),
+        };
+        // Its owner is gone (DEAD is final for a ticket) and the driver reads it under the lock only.
+        slot.state.store(ARMED, Ordering::Release);
+        Some((Ticket { shard, slot, index }, old))
     }
 
     /// `Ready` if the driver fired this timer; otherwise keeps the task's waker.

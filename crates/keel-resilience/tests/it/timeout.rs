@@ -170,6 +170,56 @@ async fn completed_and_dropped_calls_do_not_fire_and_the_queue_drains() {
     until(|| alive_tasks() == 0).await;
 }
 
+/// Completes after one `Pending` (so the timeout arms its timer), or never.
+struct Once(bool);
+
+impl Future for Once {
+    type Output = Result<(), BoxError>;
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.0 {
+            self.0 = false;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timer_armed_after_one_just_disarmed_fires_at_its_own_deadline() {
+    let svc = TimeoutLayer::new(LIMIT).layer(service_fn(|forever: bool| async move {
+        if forever {
+            std::future::pending::<()>().await;
+        }
+        Once(true).await
+    }));
+    // A run of calls on one task, each disarmed before the next arms (the deadline queue reuses the
+    // last entry for the next timer), spread over more than one limit.
+    for _ in 0..30 {
+        svc.clone().oneshot(false).await.unwrap();
+        tokio::time::advance(LIMIT / 10).await;
+    }
+    let start = Instant::now();
+    let e = svc.clone().oneshot(true).await.unwrap_err();
+    assert!(e.is::<TimedOut>(), "{e}");
+    let took = start.elapsed();
+    assert!(
+        (LIMIT..LIMIT * 2).contains(&took),
+        "fired at its own deadline, not an earlier call's: {took:?}"
+    );
+
+    // Another task takes over the entry this task's last call left: it is woken, not this one.
+    svc.clone().oneshot(false).await.unwrap();
+    let other = tokio::spawn(svc.clone().oneshot(true));
+    let e = tokio::time::timeout(LIMIT * 10, other)
+        .await
+        .expect("the other task was woken by its timeout")
+        .unwrap()
+        .unwrap_err();
+    assert!(e.is::<TimedOut>(), "{e}");
+    until(|| alive_tasks() == 0).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_fire_on_a_multi_thread_runtime() {
     // Real clock; tasks may move between workers, so timers are polled and dropped across threads.
