@@ -453,6 +453,18 @@ impl Ticket {
             drop(old);
             return ticket;
         }
+        Self::arm_new(shard, handle, st, deadline, waker)
+    }
+
+    /// [`arm`](Self::arm) with a slot of its own and a new deque entry (under the lock, released here).
+    #[inline(never)]
+    fn arm_new(
+        shard: &'static Shard,
+        handle: Option<Handle>,
+        mut st: Locked<'_, State>,
+        deadline: Instant,
+        waker: &Waker,
+    ) -> Ticket {
         let mut dead: [Option<Waker>; RECLAIM_PER_ARM] = Default::default();
         shard.pop_stale(&mut st, &mut dead);
         let (index, slot) = match st.free.pop() {
