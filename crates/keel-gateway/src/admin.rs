@@ -7,7 +7,7 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
@@ -17,16 +17,51 @@ use crate::definition::{RouteDefinition, RouteDocument};
 use crate::{Gateway, GatewayError};
 
 pub fn router(gw: Gateway) -> Router<Gateway> {
+    const ROUTES: &str =
+        "GET lists the routes; a route is created with POST or PUT /keel/v1/gateway/routes/{id}";
+    const ROUTE: &str = "GET, POST, PUT or DELETE /keel/v1/gateway/routes/{id}";
     Router::new()
-        .route("/keel/v1/gateway/routes", get(list))
+        .route(
+            "/keel/v1/gateway/routes",
+            get(list).fallback(wrong_method("GET, HEAD", ROUTES)),
+        )
         .route(
             "/keel/v1/gateway/routes/{id}",
-            get(one).post(create).put(create).delete(delete),
+            get(one)
+                .post(create)
+                .put(create)
+                .delete(delete)
+                .fallback(wrong_method("GET, HEAD, POST, PUT, DELETE", ROUTE)),
         )
-        .route("/keel/v1/gateway/validate", post(validate))
-        .route("/keel/v1/gateway/refresh", post(refresh))
-        .route("/keel/v1/gateway/services", get(services))
+        .route(
+            "/keel/v1/gateway/validate",
+            post(validate).fallback(wrong_method("POST", "POST a route table to dry-run it")),
+        )
+        .route(
+            "/keel/v1/gateway/refresh",
+            post(refresh).fallback(wrong_method("POST", "POST to reload the route file")),
+        )
+        .route(
+            "/keel/v1/gateway/services",
+            get(services).fallback(wrong_method("GET, HEAD", "GET lists the services")),
+        )
         .route_layer(axum::middleware::from_fn_with_state(gw, guard))
+}
+
+/// A method the path does not take: 405 with `Allow`, and a JSON message saying what it does take.
+fn wrong_method(
+    allow: &'static str,
+    hint: &'static str,
+) -> impl Fn(Method) -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
+    move |method: Method| {
+        let mut resp = problem(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not allowed here: {hint}"),
+        );
+        resp.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        std::future::ready(resp)
+    }
 }
 
 async fn guard(State(gw): State<Gateway>, req: Request, next: Next) -> Response {

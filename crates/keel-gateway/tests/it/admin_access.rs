@@ -140,3 +140,45 @@ async fn with_a_token_only_the_right_bearer_token_passes() {
     let loopback = format!("http://127.0.0.1:{}/keel/v1/gateway/routes", g.addr.port());
     assert_eq!(c.get(&loopback).send().await.unwrap().status(), 401);
 }
+
+#[tokio::test]
+async fn a_method_an_admin_path_does_not_take_gets_405_saying_what_it_takes() {
+    let g = TestGateway::start(GatewayConfig::default(), "").await;
+    let c = direct();
+    // Creating at the list's path, as with SCG's actuator: refused, pointing at the per-id path.
+    let r = c
+        .post(g.url("/keel/v1/gateway/routes"))
+        .body(r#"{"uri":"http://127.0.0.1:1","predicates":["Path=/ok/**"]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "GET, HEAD");
+    let body: serde_json::Value = r.json().await.unwrap();
+    let msg = body["error"].as_str().unwrap();
+    assert!(
+        msg.contains("POST is not allowed") && msg.contains("/keel/v1/gateway/routes/{id}"),
+        "{msg}"
+    );
+    let r = c
+        .get(g.url("/keel/v1/gateway/validate"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "POST");
+    let r = c
+        .patch(g.url("/keel/v1/gateway/routes/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert!(g.gw.route_definitions().is_empty(), "nothing was created");
+    // The methods it does take still work.
+    let r = c
+        .get(g.url("/keel/v1/gateway/routes"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
