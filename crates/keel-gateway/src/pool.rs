@@ -497,13 +497,19 @@ fn parse_head(
         let head = buf.split_to(len).freeze();
         // Room for what the proxy adds (X-Request-Id, response filters) without growing the map.
         let mut headers = keel_server::header_map(count + 4);
+        let mut facts = Facts::default();
         for &(n0, n1, v0, v1) in spans.iter() {
             let name = HeaderName::from_bytes(&head[n0..n1]).map_err(|_| invalid("header name"))?;
+            let raw = &head[v0..v1];
+            if !facts.note(&name, raw) {
+                // Hop-by-hop, and all it says is noted: never kept, so never stripped.
+                continue;
+            }
             let value = HeaderValue::from_maybe_shared(head.slice(v0..v1))
                 .map_err(|_| invalid("header value"))?;
             headers.append(name, value);
         }
-        let (framing, reusable) = framing(&mut headers, status, version, method)?;
+        let (framing, reusable) = framing(&mut headers, &facts, status, version, method)?;
         let mut parts = Response::new(()).into_parts().0;
         parts.status = status;
         parts.version = version;
@@ -512,23 +518,79 @@ fn parse_head(
     }
 }
 
+/// What a response head says about its framing and its connection, gathered while its headers
+/// are read (so none is looked up again in the map).
+struct Facts {
+    /// `Connection` tokens.
+    close: bool,
+    keep_alive: bool,
+    /// The last `Transfer-Encoding` value ends in `chunked`, if there is one.
+    transfer_encoding: Option<bool>,
+    /// `Content-Length`, if every value agreed; an error otherwise, which counts only where the
+    /// length frames the body.
+    length: Result<Option<u64>, &'static str>,
+}
+
+impl Default for Facts {
+    fn default() -> Self {
+        Facts {
+            close: false,
+            keep_alive: false,
+            transfer_encoding: None,
+            length: Ok(None),
+        }
+    }
+}
+
+impl Facts {
+    /// Notes what header `name` says; whether it is to be kept in the map. Dropped here: a
+    /// `Connection` header naming no other header, `Keep-Alive` and `Proxy-Connection`, which the
+    /// proxy would strip anyway (a `Connection` naming other headers stays, so the proxy strips those).
+    fn note(&mut self, name: &HeaderName, value: &[u8]) -> bool {
+        if *name == header::CONTENT_LENGTH {
+            let n = std::str::from_utf8(value)
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok());
+            self.length = match (self.length, n) {
+                (Err(e), _) => Err(e),
+                (_, None) => Err("content-length"),
+                (Ok(Some(l)), Some(n)) if l != n => Err("conflicting content-length"),
+                (Ok(_), Some(n)) => Ok(Some(n)),
+            };
+        } else if *name == header::TRANSFER_ENCODING {
+            let last = value.rsplit(|&b| b == b',').next().unwrap_or_default();
+            self.transfer_encoding = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if *name == header::CONNECTION {
+            let mut names_others = false;
+            for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    self.close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    self.keep_alive = true;
+                } else if !token.is_empty() && !token.eq_ignore_ascii_case(b"upgrade") {
+                    names_others = true;
+                }
+            }
+            return names_others;
+        } else if name.as_str() == "keep-alive" || name.as_str() == "proxy-connection" {
+            return false;
+        }
+        true
+    }
+}
+
 /// The body's framing (RFC 9112 §6.3) and whether the connection can carry another request.
 fn framing(
     headers: &mut HeaderMap,
+    facts: &Facts,
     status: StatusCode,
     version: Version,
     method: &Method,
 ) -> Result<(Framing, bool), Broken> {
-    let token = |name: header::HeaderName, token: &str| {
-        headers.get_all(name).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-        })
-    };
     let reusable = if version == Version::HTTP_10 {
-        token(header::CONNECTION, "keep-alive")
+        facts.keep_alive
     } else {
-        !token(header::CONNECTION, "close")
+        !facts.close
     };
     if status == StatusCode::SWITCHING_PROTOCOLS {
         return Err(Broken::Failed(
@@ -541,41 +603,23 @@ fn framing(
     {
         return Ok((Framing::Empty, reusable));
     }
-    if headers.contains_key(header::TRANSFER_ENCODING) {
-        let chunked = headers
-            .get_all(header::TRANSFER_ENCODING)
-            .iter()
-            .next_back()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+    if let Some(chunked) = facts.transfer_encoding {
         // Transfer-Encoding wins over Content-Length, which is dropped.
-        headers.remove(header::CONTENT_LENGTH);
+        if facts.length != Ok(None) {
+            headers.remove(header::CONTENT_LENGTH);
+        }
         if chunked {
             return Ok((Framing::Chunked, reusable));
         }
         return Ok((Framing::Close, false));
     }
-    let mut length = None;
-    for v in headers.get_all(header::CONTENT_LENGTH) {
-        let n = v
-            .to_str()
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .ok_or_else(|| {
-                Broken::Failed("invalid response from upstream: content-length".into())
-            })?;
-        if length.is_some_and(|l| l != n) {
-            return Err(Broken::Failed(
-                "invalid response from upstream: conflicting content-length".into(),
-            ));
-        }
-        length = Some(n);
-    }
-    match length {
-        Some(n) => Ok((Framing::Length(n), reusable)),
+    match facts.length {
+        Err(what) => Err(Broken::Failed(format!(
+            "invalid response from upstream: {what}"
+        ))),
+        Ok(Some(n)) => Ok((Framing::Length(n), reusable)),
         // Delimited by the close, so the connection ends with the body.
-        None => Ok((Framing::Close, false)),
+        Ok(None) => Ok((Framing::Close, false)),
     }
 }
 

@@ -58,6 +58,23 @@ fn script(path: &str) -> (Vec<u8>, bool) {
             b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
             true,
         ),
+        "/hop-by-hop" => text(
+            "HTTP/1.1 200 OK\r\nconnection: keep-alive, x-private\r\nx-private: secret\r\n\
+             keep-alive: timeout=5\r\nproxy-connection: keep-alive\r\nx-kept: yes\r\n\
+             content-length: 2\r\n\r\nok",
+        ),
+        "/http10-keep-alive" => {
+            text("HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 2\r\n\r\nok")
+        }
+        // The backend says it closes but keeps the socket open: only the gateway can end it.
+        "/connection-close" => {
+            text("HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok")
+        }
+        // Transfer-Encoding wins: a Content-Length beside it, even a broken one, is ignored.
+        "/chunked-and-length" => text(
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: nope\r\n\r\n\
+             2\r\nok\r\n0\r\n\r\n",
+        ),
         _ => text("HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\necho"),
     }
 }
@@ -203,6 +220,54 @@ async fn response_framings_are_decoded_and_connections_reused() {
     let r = c.get(g.url("/wire/close")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "until the end");
+}
+
+#[tokio::test]
+async fn connection_headers_decide_reuse_and_never_reach_the_client() {
+    let backend = WireBackend::start().await;
+    let g = gateway(&backend).await;
+    let c = client();
+    for _ in 0..2 {
+        let r = c.get(g.url("/wire/hop-by-hop")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-kept"], "yes");
+        for gone in ["x-private", "keep-alive", "proxy-connection", "connection"] {
+            assert!(!r.headers().contains_key(gone), "{gone}: {:?}", r.headers());
+        }
+        assert_eq!(r.text().await.unwrap(), "ok");
+    }
+    // HTTP/1.0 with `Connection: keep-alive` is reused too.
+    for _ in 0..2 {
+        let r = c
+            .get(g.url("/wire/http10-keep-alive"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.text().await.unwrap(), "ok");
+    }
+    let r = c
+        .get(g.url("/wire/chunked-and-length"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "ok");
+    assert_eq!(
+        backend.accepted.load(Ordering::SeqCst),
+        1,
+        "one connection carried them all"
+    );
+    // `Connection: close` makes the gateway end the upstream connection (the client's stays open):
+    // each such answer leaves the next request a new connection.
+    for n in 1..=2 {
+        let r = c.get(g.url("/wire/connection-close")).send().await.unwrap();
+        assert!(!r.headers().contains_key("connection"), "{:?}", r.headers());
+        assert_eq!(r.text().await.unwrap(), "ok");
+        assert_eq!(backend.accepted.load(Ordering::SeqCst), n);
+    }
+    let r = c.get(g.url("/wire/")).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "echo");
+    assert_eq!(backend.accepted.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test]
