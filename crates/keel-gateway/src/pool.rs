@@ -572,7 +572,7 @@ impl Facts {
                 }
             }
             return names_others;
-        } else if name.as_str() == "keep-alive" || name.as_str() == "proxy-connection" {
+        } else if *name == crate::proxy::KEEP_ALIVE || *name == crate::proxy::PROXY_CONNECTION {
             return false;
         }
         true

@@ -74,8 +74,8 @@ impl Ledger {
 
 // Parsed once: a header name from a string is validated on every use.
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+pub(crate) const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+pub(crate) const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1, plus the legacy `Keep-Alive` and `Proxy-Connection`).
 static HOP_BY_HOP: [HeaderName; 8] = [
