@@ -48,6 +48,22 @@ pub enum Filter {
     SecureHeaders,
 }
 
+impl Filter {
+    /// Whether the filter reads, replaces or removes response headers, which then have to be in
+    /// the response's map (adding one, `AddResponseHeader`, does not need the upstream's there).
+    pub fn edits_response_headers(&self) -> bool {
+        matches!(
+            self,
+            Filter::SetResponseHeader(..)
+                | Filter::RemoveResponseHeader(_)
+                | Filter::RewriteLocation(_)
+                | Filter::RewriteResponseHeader { .. }
+                | Filter::DedupeResponseHeader(..)
+                | Filter::SecureHeaders
+        )
+    }
+}
+
 /// Which values `DedupeResponseHeader` keeps (Spring Cloud Gateway's strategies).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dedupe {

@@ -428,13 +428,29 @@ impl keel_server::Handler for Front {
     ) -> impl Future<Output = Response> + Send + use<> {
         // The proxy's state machine is large; boxed, hyper moves a pointer per request instead of
         // copying the whole future into its dispatcher.
-        Box::pin(self.handle_in_place(peer, request))
+        Box::pin(self.serve(peer, request, false))
     }
 
     fn handle_in_place(
         &self,
         peer: SocketAddr,
         request: Request,
+    ) -> impl Future<Output = Response> + Send + use<> {
+        self.serve(peer, request, true)
+    }
+
+    fn own_http1(&self) -> bool {
+        self.own_http1
+    }
+}
+
+impl Front {
+    /// `relay_heads`: Keel's own HTTP/1.1 writer answers ([`proxy::handle`]).
+    fn serve(
+        &self,
+        peer: SocketAddr,
+        request: Request,
+        relay_heads: bool,
     ) -> impl Future<Output = Response> + Send + use<> {
         // The proxy's future is returned as it is, not awaited inside another one: each wrapping
         // future would copy it once more per request. The rare admin paths are boxed.
@@ -444,12 +460,13 @@ impl keel_server::Handler for Front {
                 keel_server::Handler::handle(&app, peer, request).await
             }))
         } else {
-            Either::Right(proxy::handle(self.gateway.clone(), peer, request))
+            Either::Right(proxy::handle(
+                self.gateway.clone(),
+                peer,
+                request,
+                relay_heads,
+            ))
         }
-    }
-
-    fn own_http1(&self) -> bool {
-        self.own_http1
     }
 }
 
@@ -458,5 +475,5 @@ async fn proxy_entry(State(gw): State<Gateway>, req: Request) -> Response<Body> 
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
-    proxy::handle(gw, peer, req).await
+    proxy::handle(gw, peer, req, false).await
 }

@@ -58,8 +58,51 @@ struct Link {
     spans: Vec<Span>,
 }
 
-/// A header's name and value as byte ranges of the head: `(name start, name end, value start, value end)`.
-type Span = (usize, usize, usize, usize);
+/// A header of the head being parsed: its name and value as byte ranges of the head, and what
+/// its name means to the proxy.
+#[derive(Clone, Copy)]
+struct Span {
+    name: (usize, usize),
+    value: (usize, usize),
+    kind: Kind,
+}
+
+/// What a response header's name means to the proxy.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    /// Any other hop-by-hop header (RFC 9110 §7.6.1, and the legacy `Keep-Alive` and
+    /// `Proxy-Connection`): never passed on.
+    HopByHop,
+    Date,
+    /// Replaced by the proxy's own.
+    RequestId,
+    SetCookie,
+    Other,
+}
+
+impl Kind {
+    /// Compares lengths first, so most names cost one comparison or none.
+    fn of(name: &[u8]) -> Kind {
+        let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+        match name.len() {
+            2 if is(b"te") => Kind::HopByHop,
+            4 if is(b"date") => Kind::Date,
+            7 if is(b"trailer") || is(b"upgrade") => Kind::HopByHop,
+            10 if is(b"connection") => Kind::Connection,
+            10 if is(b"keep-alive") => Kind::HopByHop,
+            10 if is(b"set-cookie") => Kind::SetCookie,
+            12 if is(b"x-request-id") => Kind::RequestId,
+            14 if is(b"content-length") => Kind::ContentLength,
+            16 if is(b"proxy-connection") => Kind::HopByHop,
+            17 if is(b"transfer-encoding") => Kind::TransferEncoding,
+            19 if is(b"proxy-authorization") => Kind::HopByHop,
+            _ => Kind::Other,
+        }
+    }
+}
 
 /// This thread's idle connections.
 ///
@@ -133,6 +176,19 @@ pub struct Head<'a> {
     pub method: &'a Method,
     pub path: &'a PathAndQuery,
     pub headers: &'a HeaderMap,
+    /// Relay the response's header lines as they came instead of building a header map from them.
+    pub relay: Option<Relay>,
+}
+
+/// How the response's header lines are relayed, for a proxy that edits none of them and answers
+/// through Keel's own HTTP/1.1 writer ([`keel_server::RawHeaders`]). Hop-by-hop headers and the
+/// upstream's `X-Request-Id` (the proxy sets its own) are left out. A head in an unusual form
+/// (`Transfer-Encoding`, a `Connection` naming other headers, a bad `Content-Length`, a line not
+/// written `name: value\r\n`) is built into a map as usual.
+#[derive(Clone, Copy, Debug)]
+pub struct Relay {
+    /// `Set-Cookie` is left out too (the route does not pass cookies).
+    pub drop_set_cookie: bool,
 }
 
 /// An idle connection stays usable while its socket has nothing to read: the backend closing it
@@ -368,7 +424,7 @@ async fn exchange(
             }
         }
     }
-    read_head(conn, head.method, retry_ok).await
+    read_head(conn, head.method, head.relay, retry_ok).await
 }
 
 fn write_head(w: &mut Vec<u8>, head: &Head<'_>, authority: &Authority, framing: Framing) {
@@ -406,12 +462,13 @@ fn write_head(w: &mut Vec<u8>, head: &Head<'_>, authority: &Authority, framing: 
 async fn read_head(
     conn: &mut Link,
     method: &Method,
+    relay: Option<Relay>,
     retry_ok: bool,
 ) -> Result<(http::response::Parts, Framing, bool), Broken> {
     let mut received = false;
     loop {
         if !conn.buf.is_empty() {
-            if let Some(done) = parse_head(&mut conn.buf, &mut conn.spans, method)? {
+            if let Some(done) = parse_head(&mut conn.buf, &mut conn.spans, method, relay)? {
                 return Ok(done);
             }
             if conn.buf.len() >= MAX_HEAD {
@@ -451,10 +508,12 @@ fn reserve(buf: &mut BytesMut) {
 }
 
 /// Parses one complete final response head off the front of `buf`; `None` when more is needed.
+/// With `relay`, its header lines are relayed as they are when they can be ([`Relay`]).
 fn parse_head(
     buf: &mut BytesMut,
     spans: &mut Vec<Span>,
     method: &Method,
+    relay: Option<Relay>,
 ) -> Result<Option<Parsed>, Broken> {
     let invalid = |what: &str| Broken::Failed(format!("invalid response from upstream: {what}"));
     loop {
@@ -485,27 +544,61 @@ fn parse_head(
         } else {
             Version::HTTP_11
         };
-        // Header positions, so that values can share the head's buffer once it is frozen.
+        // Header positions, so that the head can be rearranged (relayed) or its values share its
+        // buffer once it is frozen (a map).
         let base = buf.as_ptr() as usize;
         spans.clear();
         spans.extend(parsed.headers.iter().map(|h| {
             let n = h.name.as_ptr() as usize - base;
             let v = h.value.as_ptr() as usize - base;
-            (n, n + h.name.len(), v, v + h.value.len())
+            Span {
+                name: (n, n + h.name.len()),
+                value: (v, v + h.value.len()),
+                kind: Kind::of(h.name.as_bytes()),
+            }
         }));
-        let count = spans.len();
+        let mut facts = Facts::default();
+        let mut usual = relay.is_some();
+        for span in spans.iter() {
+            facts.note(span.kind, &buf[span.value.0..span.value.1]);
+            usual = usual && in_usual_form(buf, span);
+        }
+        if let Some(relay) = relay
+            && usual
+            && !facts.names_others
+            && facts.transfer_encoding.is_none()
+            && facts.length.is_ok()
+        {
+            let lines = relayed_lines(buf, spans, len, relay);
+            let mut headers = keel_server::header_map(4);
+            let (framing, reusable) = framing(&mut headers, &facts, status, version, method)?;
+            let mut parts = Response::new(()).into_parts().0;
+            parts.status = status;
+            parts.version = version;
+            parts.headers = headers;
+            parts.extensions.insert(keel_server::RawHeaders::new(
+                lines,
+                facts.length.ok().flatten(),
+                facts.date,
+            ));
+            return Ok(Some((parts, framing, reusable)));
+        }
         let head = buf.split_to(len).freeze();
         // Room for what the proxy adds (X-Request-Id, response filters) without growing the map.
-        let mut headers = keel_server::header_map(count + 4);
-        let mut facts = Facts::default();
-        for &(n0, n1, v0, v1) in spans.iter() {
-            let name = HeaderName::from_bytes(&head[n0..n1]).map_err(|_| invalid("header name"))?;
-            let raw = &head[v0..v1];
-            if !facts.note(&name, raw) {
-                // Hop-by-hop, and all it says is noted: never kept, so never stripped.
+        let mut headers = keel_server::header_map(spans.len() + 4);
+        for span in spans.iter() {
+            let keep = match span.kind {
+                Kind::TransferEncoding | Kind::HopByHop => false,
+                // Kept when it names other headers, so that the proxy strips those.
+                Kind::Connection => facts.names_others,
+                _ => true,
+            };
+            if !keep {
                 continue;
             }
-            let value = HeaderValue::from_maybe_shared(head.slice(v0..v1))
+            let name = HeaderName::from_bytes(&head[span.name.0..span.name.1])
+                .map_err(|_| invalid("header name"))?;
+            let value = HeaderValue::from_maybe_shared(head.slice(span.value.0..span.value.1))
                 .map_err(|_| invalid("header value"))?;
             headers.append(name, value);
         }
@@ -518,17 +611,53 @@ fn parse_head(
     }
 }
 
+/// Whether the header's line reads exactly `name: value\r\n` (what the relay passes on as it is).
+fn in_usual_form(buf: &[u8], span: &Span) -> bool {
+    let (n1, (v0, v1)) = (span.name.1, span.value);
+    v0 == n1 + 2 && buf[n1..v0] == *b": " && buf.get(v1..v1 + 2) == Some(b"\r\n")
+}
+
+/// Takes the head (`len` bytes) off the front of `buf` and returns its header lines, minus those
+/// the relay leaves out, moved together in place: no copy out and no allocation.
+fn relayed_lines(buf: &mut BytesMut, spans: &[Span], len: usize, relay: Relay) -> Bytes {
+    let first = spans.first().map_or(0, |s| s.name.0);
+    let mut end = first;
+    for span in spans {
+        let keep = match span.kind {
+            Kind::Connection | Kind::TransferEncoding | Kind::HopByHop | Kind::RequestId => false,
+            Kind::SetCookie => !relay.drop_set_cookie,
+            Kind::ContentLength | Kind::Date | Kind::Other => true,
+        };
+        if keep {
+            // The line's CRLF follows its value ([`in_usual_form`]); lines only move forward.
+            let line = span.name.0..span.value.1 + 2;
+            let n = line.len();
+            if line.start != end {
+                buf.copy_within(line, end);
+            }
+            end += n;
+        }
+    }
+    let mut head = buf.split_to(len);
+    head.truncate(end);
+    head.advance(first);
+    head.freeze()
+}
+
 /// What a response head says about its framing and its connection, gathered while its headers
 /// are read (so none is looked up again in the map).
 struct Facts {
     /// `Connection` tokens.
     close: bool,
     keep_alive: bool,
+    /// A `Connection` header names other headers (hop-by-hop too, so they are to be stripped).
+    names_others: bool,
     /// The last `Transfer-Encoding` value ends in `chunked`, if there is one.
     transfer_encoding: Option<bool>,
     /// `Content-Length`, if every value agreed; an error otherwise, which counts only where the
     /// length frames the body.
     length: Result<Option<u64>, &'static str>,
+    date: bool,
 }
 
 impl Default for Facts {
@@ -536,46 +665,47 @@ impl Default for Facts {
         Facts {
             close: false,
             keep_alive: false,
+            names_others: false,
             transfer_encoding: None,
             length: Ok(None),
+            date: false,
         }
     }
 }
 
 impl Facts {
-    /// Notes what header `name` says; whether it is to be kept in the map. Dropped here: a
-    /// `Connection` header naming no other header, `Keep-Alive` and `Proxy-Connection`, which the
-    /// proxy would strip anyway (a `Connection` naming other headers stays, so the proxy strips those).
-    fn note(&mut self, name: &HeaderName, value: &[u8]) -> bool {
-        if *name == header::CONTENT_LENGTH {
-            let n = std::str::from_utf8(value)
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok());
-            self.length = match (self.length, n) {
-                (Err(e), _) => Err(e),
-                (_, None) => Err("content-length"),
-                (Ok(Some(l)), Some(n)) if l != n => Err("conflicting content-length"),
-                (Ok(_), Some(n)) => Ok(Some(n)),
-            };
-        } else if *name == header::TRANSFER_ENCODING {
-            let last = value.rsplit(|&b| b == b',').next().unwrap_or_default();
-            self.transfer_encoding = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if *name == header::CONNECTION {
-            let mut names_others = false;
-            for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    self.close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    self.keep_alive = true;
-                } else if !token.is_empty() && !token.eq_ignore_ascii_case(b"upgrade") {
-                    names_others = true;
+    /// Notes what a header of this kind says.
+    fn note(&mut self, kind: Kind, value: &[u8]) {
+        match kind {
+            Kind::ContentLength => {
+                let n = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u64>().ok());
+                self.length = match (self.length, n) {
+                    (Err(e), _) => Err(e),
+                    (_, None) => Err("content-length"),
+                    (Ok(Some(l)), Some(n)) if l != n => Err("conflicting content-length"),
+                    (Ok(_), Some(n)) => Ok(Some(n)),
+                };
+            }
+            Kind::TransferEncoding => {
+                let last = value.rsplit(|&b| b == b',').next().unwrap_or_default();
+                self.transfer_encoding = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            }
+            Kind::Connection => {
+                for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                    if token.eq_ignore_ascii_case(b"close") {
+                        self.close = true;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        self.keep_alive = true;
+                    } else if !token.is_empty() && !token.eq_ignore_ascii_case(b"upgrade") {
+                        self.names_others = true;
+                    }
                 }
             }
-            return names_others;
-        } else if *name == crate::proxy::KEEP_ALIVE || *name == crate::proxy::PROXY_CONNECTION {
-            return false;
+            Kind::Date => self.date = true,
+            Kind::HopByHop | Kind::RequestId | Kind::SetCookie | Kind::Other => {}
         }
-        true
     }
 }
 

@@ -61,6 +61,8 @@ struct Ledger {
     /// The CORS configuration that applies, and for an allowed CORS request the
     /// `Access-Control-Allow-Origin` its answer gets.
     cors: Option<(Arc<Cors>, Option<HeaderValue>)>,
+    /// How the upstream's response head is relayed when it can be (see [`handle`]).
+    relay: Option<pool::Relay>,
 }
 
 impl Ledger {
@@ -74,8 +76,8 @@ impl Ledger {
 
 // Parsed once: a header name from a string is validated on every use.
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-pub(crate) const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-pub(crate) const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1, plus the legacy `Keep-Alive` and `Proxy-Connection`).
 static HOP_BY_HOP: [HeaderName; 8] = [
@@ -145,7 +147,16 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
 }
 
 /// Serves one request arriving from `peer`.
-pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Response<Body> {
+///
+/// `relay_heads`: the response goes out through Keel's own HTTP/1.1 writer, which writes
+/// [`keel_server::RawHeaders`]; an upstream's head is then relayed line by line, without a header
+/// map, on routes that edit no response header.
+pub async fn handle(
+    gw: Gateway,
+    peer: SocketAddr,
+    req: Request<Body>,
+    relay_heads: bool,
+) -> Response<Body> {
     let (mut parts, body) = req.into_parts();
     let client = gw
         .config
@@ -168,6 +179,7 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
         limiter: None,
         in_fallback: parts.extensions.get::<FallbackDepth>().is_some(),
         cors: None,
+        relay: None,
     };
     // hyper already lets Transfer-Encoding win and closes the connection (RFC 9112 §6.3); a request that
     // still carries both reached us over a path that did not, so it is refused outright.
@@ -471,6 +483,23 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
         .any(|f| matches!(f, Filter::RewriteLocation(_)))
         .then(|| original_host.clone())
         .flatten();
+    // The upstream's header lines go out as they came unless something here reads, replaces or
+    // removes a response header: a filter, CORS, the rate limit's headers. Adding one (the request
+    // id, `AddResponseHeader`) goes in the response's own map, written after them.
+    let sensitive_cookies =
+        route.sensitive.contains(&header::SET_COOKIE) || route.sensitive.contains(&header::COOKIE);
+    ledger.relay = (relay_heads
+        && !ledger.in_fallback
+        && ledger.cors.is_none()
+        && route.limiter.is_none()
+        && !table
+            .default_filters
+            .iter()
+            .chain(route.filters.iter())
+            .any(Filter::edits_response_headers))
+    .then_some(pool::Relay {
+        drop_set_cookie: sensitive_cookies,
+    });
     match (&route.host, original_host) {
         (UpstreamHost::Client, Some(host)) => {
             parts.headers.insert(header::HOST, host);
@@ -554,7 +583,7 @@ pub async fn handle(gw: Gateway, peer: SocketAddr, req: Request<Body>) -> Respon
     if let Some(p) = switched {
         protocol::answer_switch(headers, p);
     }
-    if route.sensitive.contains(&header::SET_COOKIE) || route.sensitive.contains(&header::COOKIE) {
+    if sensitive_cookies {
         headers.remove(header::SET_COOKIE);
     }
     let mut status_override = None;
@@ -785,6 +814,10 @@ enum Attempt {
 }
 
 /// One try at `endpoint`; the response head must arrive by `deadline`.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "three call sites; the request's pieces travel together"
+)]
 async fn attempt(
     gw: &Gateway,
     endpoint: &Endpoint,
@@ -793,6 +826,7 @@ async fn attempt(
     body: pool::Outgoing,
     deadline: Instant,
     h2c: bool,
+    relay: Option<pool::Relay>,
 ) -> Attempt {
     // An unchanged path reuses the request's own path-and-query (a shared buffer): no copy, no parse.
     let path_and_query = match parts.uri.path_and_query() {
@@ -820,6 +854,7 @@ async fn attempt(
             method: &parts.method,
             path: &path_and_query,
             headers: &parts.headers,
+            relay,
         };
         let sent = pool::send(
             &endpoint.authority,
@@ -915,6 +950,7 @@ async fn forward_once(
         payload.take(),
         t + route.response_timeout,
         route.h2c || endpoint.h2c,
+        ledger.relay,
     )
     .await;
     let end = Instant::now();
@@ -1083,6 +1119,7 @@ async fn forward_to_service(
             payload.take(),
             at + route.response_timeout,
             route.h2c || pick.endpoint().h2c,
+            ledger.relay,
         )
         .await;
         let end = Instant::now();
@@ -1264,11 +1301,14 @@ fn finish(gw: &Gateway, mut ledger: Ledger, mut resp: Response<Body>) -> Respons
                 .as_deref()
                 .unwrap_or_else(|| ledger.uri.path()),
             status,
-            bytes: resp
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok()),
+            bytes: match resp.extensions().get::<keel_server::RawHeaders>() {
+                Some(raw) => raw.content_length(),
+                None => resp
+                    .headers()
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok()),
+            },
             // Whole microseconds: `0.852`, not `0.8517779999999999` (shorter to write and to read).
             total_us: total.as_micros() as u64,
             upstream_us: ledger.upstream.map(|d| d.as_micros() as u64),

@@ -43,6 +43,40 @@ const EXTRA_HEADERS: usize = 8;
 const BAD_REQUEST: &[u8] =
     b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
 
+/// Response header lines a handler serialised itself, written verbatim by Keel's HTTP/1.1 writer
+/// before the response's own header map.
+///
+/// A proxy relaying an upstream's head puts them in the response's extensions instead of building
+/// a header map from it: parsing every name, hashing it into the map and copying it out again
+/// costs more than the rest of the head's journey. Each line is `name: value\r\n`, as an HTTP/1.1
+/// parser accepted it, and none is hop-by-hop (`Connection`, `Keep-Alive`, `Transfer-Encoding`,
+/// `TE`, `Trailer`, `Upgrade`, `Proxy-*`), since the writer frames the body itself. Only the writer
+/// behind [`Handler::handle_in_place`] honours them (hyper ignores them), so a handler adds them only
+/// to the responses it returns from there.
+#[derive(Clone, Debug)]
+pub struct RawHeaders {
+    lines: Bytes,
+    content_length: Option<u64>,
+    date: bool,
+}
+
+impl RawHeaders {
+    /// `lines` as described on the type; `content_length`, the body length they declare (every
+    /// `Content-Length` among them agrees on it); `date`, whether one of them is a `Date`.
+    pub fn new(lines: Bytes, content_length: Option<u64>, date: bool) -> Self {
+        RawHeaders {
+            lines,
+            content_length,
+            date,
+        }
+    }
+
+    /// The body length the lines declare.
+    pub fn content_length(&self) -> Option<u64> {
+        self.content_length
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Settings {
     /// Largest request head; a longer one goes to hyper, which answers 431.
@@ -321,7 +355,7 @@ impl Exchange {
         out: &mut Vec<u8>,
         response: Response<Body>,
     ) -> bool {
-        let (parts, mut body) = response.into_parts();
+        let (mut parts, mut body) = response.into_parts();
         let status = parts.status;
         let no_body = self.head_only
             || status.is_informational()
@@ -338,6 +372,11 @@ impl Exchange {
         let mut has_date = false;
         let mut declared: Option<Option<u64>> = None;
         let mut transfer_encoding: Option<&HeaderValue> = None;
+        if let Some(raw) = parts.extensions.remove::<RawHeaders>() {
+            out.extend_from_slice(&raw.lines);
+            has_date = raw.date;
+            declared = raw.content_length.map(Some);
+        }
         for (name, value) in &parts.headers {
             if *name == header::CONNECTION {
                 asks_close |= has_token(value.as_bytes(), b"close");

@@ -16,6 +16,7 @@ mod spare;
 mod spread;
 
 pub use bind::{BoundListener, bind};
+pub use h1::RawHeaders;
 pub use health::{Health, HealthIndicator, HealthRegistry, HealthReport, Status};
 pub use health_source::{HealthSource, HealthSourceError, HttpHealthSource, LocalHealthSource};
 pub use limits::HttpLimits;

@@ -38,7 +38,9 @@ pub trait Handler: Clone + Send + Sync + 'static {
 
     /// [`Handler::handle`] for a caller that polls the future where it stands instead of moving it
     /// around (Keel's own HTTP/1.1 connection code). A handler whose `handle` boxes a large
-    /// future (to spare hyper's dispatcher the moves) can skip the allocation here.
+    /// future (to spare hyper's dispatcher the moves) can skip the allocation here. Its caller
+    /// writes [`RawHeaders`](crate::RawHeaders) found in the response's extensions; nothing
+    /// else does.
     fn handle_in_place(
         &self,
         peer: SocketAddr,

@@ -91,6 +91,7 @@ pub(super) async fn fallback(
                     crate::pool::Outgoing::Full(bytes::Bytes::new()),
                     tokio::time::Instant::now() + route.response_timeout,
                     false,
+                    None,
                 )
                 .await
                 {
@@ -118,7 +119,7 @@ async fn handle_fallback(gw: Gateway, req: Request<Body>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let mut req = Request::from_parts(parts, body);
     req.extensions_mut().insert(FallbackDepth);
-    handle(gw, peer, req).await
+    handle(gw, peer, req, false).await
 }
 
 /// Marks a request that is already a fallback, so its own failure does not fall back again.

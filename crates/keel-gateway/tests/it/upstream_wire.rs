@@ -10,7 +10,7 @@ use keel_gateway::GatewayConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::support::{TestGateway, client};
+use crate::support::{TestGateway, access_log_until, client};
 
 /// A backend that answers each request with the bytes its path names, and records what it got.
 struct WireBackend {
@@ -74,6 +74,17 @@ fn script(path: &str) -> (Vec<u8>, bool) {
         "/chunked-and-length" => text(
             "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: nope\r\n\r\n\
              2\r\nok\r\n0\r\n\r\n",
+        ),
+        // Relayed line by line: everything but what the gateway owns reaches the client as sent.
+        "/relay" => text(
+            "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nX-Request-Id: upstream-id\r\n\
+             Connection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-Multi: one\r\nSet-Cookie: s=1\r\n\
+             X-Multi: two\r\nTrailer: x-t\r\nContent-Length: 5\r\nX-Last: end\r\n\r\nhello",
+        ),
+        // Not in the usual `name: value\r\n` form: built into a map, values trimmed.
+        "/relay-odd" => text(
+            "HTTP/1.1 200 OK\r\nX-Pad:   padded  \r\nX-Bare: lf\nConnection: keep-alive\r\n\
+             Content-Length: 5\r\n\r\nhello",
         ),
         _ => text("HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\necho"),
     }
@@ -391,4 +402,89 @@ async fn idle_upstream_connections_are_closed_after_the_idle_timeout() {
     // The backend still in use kept its connection throughout.
     assert_eq!(new.accepted.load(Ordering::SeqCst), 1);
     assert_eq!(new.closed.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn relayed_response_heads_keep_every_header_but_those_the_gateway_owns() {
+    let backend = WireBackend::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let routes = format!(
+        r#"
+spring.cloud.gateway.routes:
+  - id: added
+    uri: http://{addr}
+    predicates: [Path=/added/**]
+    filters: [StripPrefix=1, "AddResponseHeader=X-Multi, three"]
+  - id: set
+    uri: http://{addr}
+    predicates: [Path=/set/**]
+    filters: [StripPrefix=1, "SetResponseHeader=X-Last, replaced"]
+  - id: wire
+    uri: http://{addr}
+    predicates: [Path=/wire/**]
+"#,
+        addr = backend.addr
+    );
+    let config = GatewayConfig {
+        access_log: keel_gateway::AccessLogTarget::File(log.clone()),
+        ..GatewayConfig::default()
+    };
+    let g = TestGateway::start(config, &routes).await;
+    let c = client();
+    let values = |r: &reqwest::Response, name: &str| -> Vec<String> {
+        r.headers()
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    };
+    for _ in 0..2 {
+        let r = c.get(g.url("/wire/relay")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(values(&r, "x-multi"), ["one", "two"]);
+        assert_eq!(values(&r, "x-last"), ["end"]);
+        assert_eq!(values(&r, "date"), ["Sun, 06 Nov 1994 08:49:37 GMT"]);
+        assert_eq!(values(&r, "content-length"), ["5"]);
+        // The gateway's own request id, once; the upstream's is replaced as a map would replace it.
+        let id = values(&r, "x-request-id");
+        assert_eq!(id.len(), 1, "{:?}", r.headers());
+        assert_ne!(id[0], "upstream-id");
+        // Hop-by-hop headers, and cookies on a route that does not pass them, stay behind.
+        for gone in ["connection", "keep-alive", "trailer", "set-cookie"] {
+            assert!(!r.headers().contains_key(gone), "{gone}: {:?}", r.headers());
+        }
+        assert_eq!(r.text().await.unwrap(), "hello");
+    }
+    // An added header joins the upstream's; a replaced one replaces it.
+    let r = c.get(g.url("/added/relay")).send().await.unwrap();
+    assert_eq!(values(&r, "x-multi"), ["one", "two", "three"]);
+    assert_eq!(r.text().await.unwrap(), "hello");
+    let r = c.get(g.url("/set/relay")).send().await.unwrap();
+    assert_eq!(values(&r, "x-last"), ["replaced"]);
+    assert_eq!(values(&r, "x-multi"), ["one", "two"]);
+    assert_eq!(values(&r, "date"), ["Sun, 06 Nov 1994 08:49:37 GMT"]);
+    assert!(!r.headers().contains_key("keep-alive"), "{:?}", r.headers());
+    assert_eq!(r.text().await.unwrap(), "hello");
+    // Lines in another form go through a map: trimmed values, CRLF line ends.
+    let r = c.get(g.url("/wire/relay-odd")).send().await.unwrap();
+    assert_eq!(values(&r, "x-pad"), ["padded"]);
+    assert_eq!(values(&r, "x-bare"), ["lf"]);
+    assert!(!r.headers().contains_key("connection"), "{:?}", r.headers());
+    assert_eq!(r.text().await.unwrap(), "hello");
+    assert_eq!(
+        backend.accepted.load(Ordering::SeqCst),
+        1,
+        "one connection carried them all"
+    );
+    // A HEAD answer keeps the upstream's length and carries no body (this backend sends one anyway, so its connection is not reused).
+    let r = c.head(g.url("/wire/relay")).send().await.unwrap();
+    assert_eq!(values(&r, "content-length"), ["5"]);
+    assert_eq!(values(&r, "x-multi"), ["one", "two"]);
+    assert_eq!(r.bytes().await.unwrap().len(), 0);
+    // The access log counts a relayed body's bytes from its Content-Length, as for any other.
+    let lines = access_log_until(&log, "six lines", |l| l.len() >= 6).await;
+    for line in &lines {
+        assert_eq!(line["bytes"], 5, "{line}");
+    }
 }
