@@ -129,9 +129,10 @@ pub fn apply(out: &mut HeaderMap, hop: &Hop<'_>) {
     if !keep(out, &X_FORWARDED_PORT) {
         let port = host
             .and_then(|h| {
-                h.rsplit_once(':')
-                    .filter(|(_, p)| !p.contains(']'))
-                    .and_then(|(_, p)| p.parse::<u16>().ok())
+                // After the last colon; a bracketed IPv6 address without a port (`[::1]`) leaves
+                // `1]`, which is no port.
+                let at = h.as_bytes().iter().rposition(|&b| b == b':')?;
+                h[at + 1..].parse::<u16>().ok()
             })
             .unwrap_or(hop.local_port);
         out.insert(X_FORWARDED_PORT, port_value(port));

@@ -682,7 +682,11 @@ fn host_of(parts: &http::request::Parts) -> Cow<'_, str> {
     let host = if raw.starts_with('[') {
         raw.split_once(']').map_or(raw, |(h, _)| &h[1..])
     } else {
-        raw.rsplit_once(':').map_or(raw, |(h, _)| h)
+        // A byte search: `str::rsplit_once` with a char pattern costs several times as much.
+        raw.as_bytes()
+            .iter()
+            .rposition(|&b| b == b':')
+            .map_or(raw, |i| &raw[..i])
     };
     if host.bytes().any(|b| b.is_ascii_uppercase()) {
         Cow::Owned(host.to_ascii_lowercase())
