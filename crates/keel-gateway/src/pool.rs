@@ -176,6 +176,8 @@ pub struct Head<'a> {
     pub method: &'a Method,
     pub path: &'a PathAndQuery,
     pub headers: &'a HeaderMap,
+    /// Header lines (`name: value\r\n` each) written after the map's.
+    pub extra: &'a [u8],
     /// Relay the response's header lines as they came instead of building a header map from them.
     pub relay: Option<Relay>,
 }
@@ -447,6 +449,7 @@ fn write_head(w: &mut Vec<u8>, head: &Head<'_>, authority: &Authority, framing: 
         w.extend_from_slice(value.as_bytes());
         w.extend_from_slice(b"\r\n");
     }
+    w.extend_from_slice(head.extra);
     match framing {
         Framing::Length(n) => {
             let _ = write!(w, "content-length: {n}\r\n");

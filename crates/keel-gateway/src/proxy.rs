@@ -20,7 +20,7 @@ use crate::auth::Principal;
 use crate::client;
 use crate::cors::{self, Cors, Verdict};
 use crate::filter::{self, Filter, KeyResolver, UpstreamHost};
-use crate::forwarded::{self, Hop};
+use crate::forwarded::{self, Forwarded, Hop};
 use crate::path;
 use crate::pool;
 use crate::predicate::RequestView;
@@ -61,8 +61,27 @@ struct Ledger {
     /// The CORS configuration that applies, and for an allowed CORS request the
     /// `Access-Control-Allow-Origin` its answer gets.
     cors: Option<(Arc<Cors>, Option<HeaderValue>)>,
+    /// What every attempt adds to the upstream request, and how it takes the response.
+    via: Via,
+}
+
+/// What every attempt at a request adds to the upstream request and how it takes the response.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Via {
     /// How the upstream's response head is relayed when it can be (see [`handle`]).
     relay: Option<pool::Relay>,
+    /// The forwarded headers, when they are kept out of the request's map.
+    forwarded: Option<Forwarded>,
+}
+
+impl Via {
+    /// For a fallback's request: its answer is edited like any other, so it is not relayed.
+    pub(crate) fn for_fallback(&self) -> Via {
+        Via {
+            relay: None,
+            forwarded: self.forwarded.clone(),
+        }
+    }
 }
 
 impl Ledger {
@@ -179,7 +198,7 @@ pub async fn handle(
         limiter: None,
         in_fallback: parts.extensions.get::<FallbackDepth>().is_some(),
         cors: None,
-        relay: None,
+        via: Via::default(),
     };
     // hyper already lets Transfer-Encoding win and closes the connection (RFC 9112 §6.3); a request that
     // still carries both reached us over a path that did not, so it is refused outright.
@@ -464,17 +483,20 @@ pub async fn handle(
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
-    forwarded::apply(
-        &mut parts.headers,
-        &Hop {
-            peer,
-            trusted: gw.config.trusted_proxies.trusts(peer.ip()),
-            proto: if gw.config.tls { "https" } else { "http" },
-            host: original_host.as_ref(),
-            local_port: if gw.config.tls { 443 } else { 80 },
-            prefix: &stripped,
-        },
-    );
+    let hop = Hop {
+        peer,
+        trusted: gw.config.trusted_proxies.trusts(peer.ip()),
+        proto: if gw.config.tls { "https" } else { "http" },
+        host: original_host.as_ref(),
+        local_port: if gw.config.tls { 443 } else { 80 },
+        prefix: &stripped,
+    };
+    // An untrusted peer's forwarded headers are all replaced: ours go out as ready-made lines.
+    ledger.via.forwarded = Forwarded::untrusted(&hop);
+    match &ledger.via.forwarded {
+        Some(_) => Forwarded::strip(&mut parts.headers),
+        None => forwarded::apply(&mut parts.headers, &hop),
+    }
     // Kept for `RewriteLocationResponseHeader` only.
     let location_host = table
         .default_filters
@@ -488,7 +510,7 @@ pub async fn handle(
     // id, `AddResponseHeader`) goes in the response's own map, written after them.
     let sensitive_cookies =
         route.sensitive.contains(&header::SET_COOKIE) || route.sensitive.contains(&header::COOKIE);
-    ledger.relay = (relay_heads
+    ledger.via.relay = (relay_heads
         && !ledger.in_fallback
         && ledger.cors.is_none()
         && route.limiter.is_none()
@@ -830,7 +852,7 @@ async fn attempt(
     body: pool::Outgoing,
     deadline: Instant,
     h2c: bool,
-    relay: Option<pool::Relay>,
+    via: &Via,
 ) -> Attempt {
     // An unchanged path reuses the request's own path-and-query (a shared buffer): no copy, no parse.
     let path_and_query = match parts.uri.path_and_query() {
@@ -858,7 +880,8 @@ async fn attempt(
             method: &parts.method,
             path: &path_and_query,
             headers: &parts.headers,
-            relay,
+            extra: via.forwarded.as_ref().map_or(&[], Forwarded::lines),
+            relay: via.relay,
         };
         let sent = pool::send(
             &endpoint.authority,
@@ -881,6 +904,9 @@ async fn attempt(
     let mut req = Request::new(body);
     *req.method_mut() = parts.method.clone();
     *req.headers_mut() = parts.headers.clone();
+    if let Some(f) = &via.forwarded {
+        f.add_to(req.headers_mut());
+    }
     let mut uri = http::uri::Parts::default();
     uri.scheme = Some(endpoint.scheme.clone());
     uri.authority = Some(endpoint.authority.clone());
@@ -954,7 +980,7 @@ async fn forward_once(
         payload.take(),
         t + route.response_timeout,
         route.h2c || endpoint.h2c,
-        ledger.relay,
+        &ledger.via,
     )
     .await;
     let end = Instant::now();
@@ -1123,7 +1149,7 @@ async fn forward_to_service(
             payload.take(),
             at + route.response_timeout,
             route.h2c || pick.endpoint().h2c,
-            ledger.relay,
+            &ledger.via,
         )
         .await;
         let end = Instant::now();

@@ -91,7 +91,7 @@ pub(super) async fn fallback(
                     crate::pool::Outgoing::Full(bytes::Bytes::new()),
                     tokio::time::Instant::now() + route.response_timeout,
                     false,
-                    None,
+                    &ledger.via.for_fallback(),
                 )
                 .await
                 {

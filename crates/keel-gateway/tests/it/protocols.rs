@@ -40,6 +40,12 @@ pub(crate) async fn h2c_backend() -> SocketAddr {
                     let version = format!("{:?}", req.version());
                     let path = req.uri().path().to_owned();
                     let te = req.headers().get("te").cloned();
+                    let xff: Vec<HeaderValue> = req
+                        .headers()
+                        .get_all("x-forwarded-for")
+                        .iter()
+                        .cloned()
+                        .collect();
                     let (mut tx, body) = Frames::new(4);
                     let mut incoming = req.into_body();
                     tokio::spawn(async move {
@@ -69,6 +75,9 @@ pub(crate) async fn h2c_backend() -> SocketAddr {
                     );
                     if let Some(te) = te {
                         resp.headers_mut().insert("x-backend-te", te);
+                    }
+                    for v in xff {
+                        resp.headers_mut().append("x-backend-xff", v);
                     }
                     Ok::<_, Infallible>(resp)
                 });
@@ -172,6 +181,9 @@ async fn grpc_unary_and_bidi_streams_keep_their_trailers_over_h2c() {
         "not h2c upstream"
     );
     assert_eq!(resp.headers()["x-backend-te"], "trailers");
+    // hyper's client sends from a map: the forwarded headers are in it, once.
+    let xff: Vec<_> = resp.headers().get_all("x-backend-xff").iter().collect();
+    assert_eq!(xff, ["127.0.0.1"]);
     let mut body = resp.into_body();
     assert_eq!(next_data(&mut body).await, &b"\0\0\0\0\x05hello"[..]);
     let t = trailers(&mut body).await;

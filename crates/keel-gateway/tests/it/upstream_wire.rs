@@ -488,3 +488,73 @@ spring.cloud.gateway.routes:
         assert_eq!(line["bytes"], 5, "{line}");
     }
 }
+
+#[tokio::test]
+async fn forwarded_headers_that_arrive_from_an_untrusted_client_are_replaced_once_each() {
+    let backend = WireBackend::start().await;
+    let routes = format!(
+        r#"
+spring.cloud.gateway.routes:
+  - id: stripped
+    uri: http://{addr}
+    predicates: [Path=/pre/**]
+    filters: [StripPrefix=1]
+  - id: wire
+    uri: http://{addr}
+    predicates: [Path=/wire/**]
+"#,
+        addr = backend.addr
+    );
+    let g = TestGateway::start(GatewayConfig::default(), &routes).await;
+    let c = client();
+    let names = [
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-forwarded-port",
+        "x-forwarded-prefix",
+        "forwarded",
+    ];
+    // Each request forges all six; the second and third reuse this thread's ready-made lines.
+    for (i, path) in ["/wire/a", "/wire/b", "/pre/wire/c"]
+        .into_iter()
+        .enumerate()
+    {
+        let mut req = c.get(g.url(path));
+        for n in names {
+            req = req.header(n, format!("forged-{i}"));
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.text().await.unwrap(), "echo");
+        let seen = backend.seen.lock().unwrap().last().cloned().unwrap();
+        let lines: Vec<&str> = seen.lines().collect();
+        let values = |name: &str| -> Vec<&str> {
+            lines
+                .iter()
+                .filter_map(|l| l.split_once(':'))
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.trim())
+                .collect()
+        };
+        assert!(!seen.contains("forged"), "{seen}");
+        assert_eq!(values("x-forwarded-for"), ["127.0.0.1"], "{seen}");
+        assert_eq!(values("x-forwarded-proto"), ["http"], "{seen}");
+        assert_eq!(values("x-forwarded-host"), [g.addr.to_string()], "{seen}");
+        assert_eq!(
+            values("x-forwarded-port"),
+            [g.addr.port().to_string()],
+            "{seen}"
+        );
+        let prefix = if path.starts_with("/pre/") {
+            vec!["/pre"]
+        } else {
+            vec![]
+        };
+        assert_eq!(values("x-forwarded-prefix"), prefix, "{seen}");
+        assert_eq!(
+            values("forwarded"),
+            [format!("for=127.0.0.1;proto=http;host=\"{}\"", g.addr)],
+            "{seen}"
+        );
+    }
+}
