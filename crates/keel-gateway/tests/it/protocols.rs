@@ -156,6 +156,9 @@ async fn http2_from_the_client_to_an_http1_backend() {
     let r = c.get(g.url("/plain/hello")).send().await.unwrap();
     assert_eq!(r.version(), Version::HTTP_2);
     assert_eq!(r.status(), 200);
+    // hyper writes this answer from its map (Keel's own HTTP/1.1 writer relays heads as lines).
+    assert_eq!(r.headers()["x-backend-header"], "present");
+    assert_eq!(r.headers()["content-type"], "application/json");
     let body = json(r).await;
     assert_eq!(body["path"], "/hello");
 }
