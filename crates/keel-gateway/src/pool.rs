@@ -566,52 +566,62 @@ fn parse_head(
             facts.note(span.kind, &buf[span.value.0..span.value.1]);
             usual = usual && in_usual_form(buf, span);
         }
-        if let Some(relay) = relay
-            && usual
-            && !facts.names_others
-            && facts.transfer_encoding.is_none()
-            && facts.length.is_ok()
-        {
-            let lines = relayed_lines(buf, spans, len, relay);
-            let mut headers = keel_server::header_map(4);
-            let (framing, reusable) = framing(&mut headers, &facts, status, version, method)?;
-            let mut parts = Response::new(()).into_parts().0;
-            parts.status = status;
-            parts.version = version;
-            parts.headers = headers;
-            parts.extensions.insert(keel_server::RawHeaders::new(
-                lines,
-                facts.length.ok().flatten(),
-                facts.date,
-            ));
-            return Ok(Some((parts, framing, reusable)));
-        }
-        let head = buf.split_to(len).freeze();
-        // Room for what the proxy adds (X-Request-Id, response filters) without growing the map.
-        let mut headers = keel_server::header_map(spans.len() + 4);
-        for span in spans.iter() {
-            let keep = match span.kind {
-                Kind::TransferEncoding | Kind::HopByHop => false,
-                // Kept when it names other headers, so that the proxy strips those.
-                Kind::Connection => facts.names_others,
-                _ => true,
-            };
-            if !keep {
-                continue;
+        let relayed = relay.filter(|_| {
+            usual
+                && !facts.names_others
+                && facts.transfer_encoding.is_none()
+                && facts.length.is_ok()
+        });
+        let (mut headers, raw) = match relayed {
+            Some(relay) => {
+                let lines = relayed_lines(buf, spans, len, relay);
+                let raw =
+                    keel_server::RawHeaders::new(lines, facts.length.ok().flatten(), facts.date);
+                (keel_server::header_map(4), Some(raw))
             }
-            let name = HeaderName::from_bytes(&head[span.name.0..span.name.1])
-                .map_err(|_| invalid("header name"))?;
-            let value = HeaderValue::from_maybe_shared(head.slice(span.value.0..span.value.1))
-                .map_err(|_| invalid("header value"))?;
-            headers.append(name, value);
-        }
+            None => (header_map_of(buf, spans, len, &facts)?, None),
+        };
         let (framing, reusable) = framing(&mut headers, &facts, status, version, method)?;
         let mut parts = Response::new(()).into_parts().0;
         parts.status = status;
         parts.version = version;
         parts.headers = headers;
+        if let Some(raw) = raw {
+            parts.extensions.insert(raw);
+        }
         return Ok(Some((parts, framing, reusable)));
     }
+}
+
+/// Takes the head (`len` bytes) off the front of `buf` and builds its headers into a map whose
+/// values share the head's buffer; hop-by-hop headers stay out unless a `Connection` names others.
+fn header_map_of(
+    buf: &mut BytesMut,
+    spans: &[Span],
+    len: usize,
+    facts: &Facts,
+) -> Result<HeaderMap, Broken> {
+    let invalid = |what: &str| Broken::Failed(format!("invalid response from upstream: {what}"));
+    let head = buf.split_to(len).freeze();
+    // Room for what the proxy adds (X-Request-Id, response filters) without growing the map.
+    let mut headers = keel_server::header_map(spans.len() + 4);
+    for span in spans {
+        let keep = match span.kind {
+            Kind::TransferEncoding | Kind::HopByHop => false,
+            // Kept when it names other headers, so that the proxy strips those.
+            Kind::Connection => facts.names_others,
+            _ => true,
+        };
+        if !keep {
+            continue;
+        }
+        let name = HeaderName::from_bytes(&head[span.name.0..span.name.1])
+            .map_err(|_| invalid("header name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(span.value.0..span.value.1))
+            .map_err(|_| invalid("header value"))?;
+        headers.append(name, value);
+    }
+    Ok(headers)
 }
 
 /// Whether the header's line reads exactly `name: value\r\n` (what the relay passes on as it is).
