@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::clock::Origin;
 use crate::error::LimitExceeded;
 
 /// AIMD settings; `Default` gives Netflix `AIMDLimit`'s defaults.
@@ -38,7 +37,6 @@ impl Default for AimdConfig {
 #[derive(Debug)]
 pub struct AdaptiveLimit {
     config: AimdConfig,
-    origin: Origin,
     limit: AtomicUsize,
     in_flight: AtomicUsize,
 }
@@ -59,7 +57,6 @@ impl AdaptiveLimit {
     pub fn new(config: AimdConfig) -> Self {
         AdaptiveLimit {
             limit: AtomicUsize::new(config.initial.clamp(config.min.max(1), config.max.max(1))),
-            origin: Origin::now(),
             in_flight: AtomicUsize::new(0),
             config,
         }
@@ -86,7 +83,7 @@ impl AdaptiveLimit {
         }
         Ok(LimitToken {
             limit: Arc::clone(self),
-            start: self.origin.nanos(),
+            start: crate::clock::now(),
             in_flight: n,
             done: false,
         })
@@ -124,11 +121,11 @@ impl LimitToken {
     /// Restarts the RTT clock: the caller paused before its next try (a retry's backoff), which
     /// says nothing about the service's latency.
     pub fn restart(&mut self) {
-        self.start = self.limit.origin.nanos();
+        self.start = crate::clock::now();
     }
 
     fn finish(&mut self, dropped: bool) {
-        let rtt = Duration::from_nanos(self.limit.origin.nanos().saturating_sub(self.start));
+        let rtt = Duration::from_nanos(crate::clock::now().saturating_sub(self.start));
         self.limit.sample(rtt, self.in_flight, dropped);
         self.done = true;
         self.limit.in_flight.fetch_sub(1, Ordering::AcqRel);

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use crate::clock::{Origin, Stamp};
+use crate::clock::Stamp;
 use crate::error::ShortCircuited;
 use crate::event::{Event, Outcome};
 use crate::window::{CountWindow, RollingCounts};
@@ -163,7 +163,6 @@ impl Permit {
 #[repr(align(128))]
 pub struct CircuitBreaker {
     config: BreakerConfig,
-    origin: Origin,
     /// Width of one rolling bucket.
     bucket: Duration,
     state: AtomicU8,
@@ -209,7 +208,6 @@ impl CircuitBreaker {
             bucket: Duration::from_nanos(counts.bucket_nanos()),
             counts,
             count_window: config.count_window.map(CountWindow::new),
-            origin: Origin::now(),
             state: AtomicU8::new(CLOSED),
             trial_taken: AtomicBool::new(true),
             opened_at: AtomicU64::new(0),
@@ -240,8 +238,8 @@ impl CircuitBreaker {
         self.acquire(true, None)
     }
 
-    /// [`try_acquire_timed`](Self::try_acquire_timed) with the clock already read (`now` on this
-    /// breaker's origin).
+    /// [`try_acquire_timed`](Self::try_acquire_timed) with the clock already read (`now` on the
+    /// clock's origin).
     #[inline]
     pub(crate) fn try_acquire_at(&self, now: u64) -> Result<Permit, ShortCircuited> {
         self.acquire(true, Some(now))
@@ -249,14 +247,14 @@ impl CircuitBreaker {
 
     #[inline]
     fn acquire(&self, timed: bool, now: Option<u64>) -> Result<Permit, ShortCircuited> {
-        let read = |b: &Self| now.unwrap_or_else(|| b.origin.nanos());
-        let stamp = |b: &Self| if timed { read(b) } else { UNTIMED };
+        let read = || now.unwrap_or_else(crate::clock::now);
+        let stamp = || if timed { read() } else { UNTIMED };
         match self.forced.load(Ordering::Relaxed) {
-            FORCED_OPEN => return Err(self.short_circuit(read(self))),
+            FORCED_OPEN => return Err(self.short_circuit(read())),
             FORCED_CLOSED => {
                 return Ok(Permit {
                     trial: false,
-                    start: stamp(self),
+                    start: stamp(),
                 });
             }
             _ => {}
@@ -264,16 +262,16 @@ impl CircuitBreaker {
         if !self.config.enabled {
             return Ok(Permit {
                 trial: false,
-                start: stamp(self),
+                start: stamp(),
             });
         }
         match self.state.load(Ordering::Acquire) {
             CLOSED => Ok(Permit {
                 trial: false,
-                start: stamp(self),
+                start: stamp(),
             }),
             OPEN => {
-                let now = read(self);
+                let now = read();
                 let opened = self.opened_at.load(Ordering::Acquire);
                 let wake = opened.saturating_add(self.config.sleep_window.as_nanos() as u64);
                 if now >= wake
@@ -293,7 +291,7 @@ impl CircuitBreaker {
                 }
             }
             _ => {
-                let now = read(self);
+                let now = read();
                 if self
                     .trial_taken
                     .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
@@ -319,16 +317,14 @@ impl CircuitBreaker {
     /// the permit was stamped (see [`try_acquire_timed`](Self::try_acquire_timed)).
     #[inline]
     pub fn record(&self, permit: Permit, outcome: Outcome) -> Option<Duration> {
-        self.record_at(permit, outcome, self.origin.nanos())
+        self.record_at(permit, outcome, crate::clock::now())
     }
 
     /// The start of a call that a timeout below read (see [`Listen`](crate::clock::Listen)), as a hint
     /// for [`record_hinted`](Self::record_hinted); `None` unless the call's limit is at most one bucket.
     #[inline]
     pub(crate) fn start_hint(&self, start: Option<Stamp>) -> Option<u64> {
-        start
-            .filter(|s| s.limit <= self.bucket)
-            .map(|s| self.origin.nanos_at(s.at))
+        start.filter(|s| s.limit <= self.bucket).map(|s| s.at)
     }
 
     /// [`record`](Self::record) that may count a success at `hint`, the call's start: the call was
@@ -344,12 +340,12 @@ impl CircuitBreaker {
     ) -> Option<Duration> {
         let now = match hint {
             Some(at) if !permit.trial && permit.start == UNTIMED && !outcome.is_error() => at,
-            _ => self.origin.nanos(),
+            _ => crate::clock::now(),
         };
         self.record_at(permit, outcome, now)
     }
 
-    /// [`record`](Self::record) with the clock already read (`now` on this breaker's origin).
+    /// [`record`](Self::record) with the clock already read (`now` on this clock's origin).
     #[inline]
     pub(crate) fn record_at(&self, permit: Permit, outcome: Outcome, now: u64) -> Option<Duration> {
         let elapsed = (permit.start != UNTIMED).then(|| now.saturating_sub(permit.start));
@@ -478,7 +474,7 @@ impl CircuitBreaker {
         let _ = self.events.send(Transition {
             from,
             to,
-            at: self.origin.instant(now),
+            at: crate::clock::instant(now),
         });
     }
 
@@ -493,7 +489,7 @@ impl CircuitBreaker {
 
     /// Health over the window now.
     pub fn health(&self) -> Health {
-        self.health_at(self.origin.nanos())
+        self.health_at(crate::clock::now())
     }
 
     /// Every state transition from now on.
@@ -533,16 +529,12 @@ impl CircuitBreaker {
     /// Counts an event that is not a breaker outcome (fallback results, exceptions thrown).
     #[inline]
     pub fn count(&self, event: Event) {
-        self.counts.add(event.index(), 1, self.origin.nanos());
+        self.counts.add(event.index(), 1, crate::clock::now());
     }
 
     /// Rolling count of every event kind, indexed by [`Event::index`].
     pub fn rolling_counts(&self) -> [u64; Event::COUNT] {
-        self.counts.sum(self.origin.nanos())
-    }
-
-    pub(crate) fn origin(&self) -> &Origin {
-        &self.origin
+        self.counts.sum(crate::clock::now())
     }
 
     pub(crate) fn observe_concurrency_at(&self, n: u32, now: u64) {
@@ -550,6 +542,6 @@ impl CircuitBreaker {
     }
 
     pub(crate) fn peak_concurrency(&self) -> u32 {
-        self.counts.peak(self.origin.nanos())
+        self.counts.peak(crate::clock::now())
     }
 }

@@ -2,41 +2,68 @@
 //! layer stack, and an injectable wall clock for emitted timestamps.
 
 use std::cell::Cell;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
-/// A monotonic origin; times are kept as nanoseconds since it so they fit in atomics.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Origin(Instant);
+/// How far before the first reading the origin lies: a runtime with a paused clock started earlier
+/// (its clock starts at the real time it was built) still reads after it.
+const MARGIN: Duration = Duration::from_secs(24 * 60 * 60);
 
-impl Origin {
-    pub(crate) fn now() -> Self {
-        Origin(Instant::now())
+/// The one monotonic origin of every time kept here, as nanoseconds since it (they fit in atomics, and
+/// a reading converted once serves every layer of a call: the breaker's window and the timeout's deadline).
+#[inline]
+fn origin() -> Instant {
+    match ORIGIN.get() {
+        Some(o) => *o,
+        None => first_origin(),
     }
+}
 
-    /// Nanoseconds elapsed since the origin, via `tokio::time` so a paused clock is honoured.
-    #[inline]
-    pub(crate) fn nanos(&self) -> u64 {
-        Self::nanos_at(self, Instant::now())
-    }
+static ORIGIN: OnceLock<Instant> = OnceLock::new();
 
-    #[inline]
-    pub(crate) fn nanos_at(&self, at: Instant) -> u64 {
-        // u64 nanoseconds cover 584 years of uptime.
-        at.saturating_duration_since(self.0).as_nanos() as u64
-    }
+#[cold]
+#[inline(never)]
+fn first_origin() -> Instant {
+    *ORIGIN.get_or_init(|| {
+        let now = std::time::Instant::now();
+        Instant::from_std(now.checked_sub(MARGIN).unwrap_or(now))
+    })
+}
 
-    pub(crate) fn instant(&self, nanos: u64) -> Instant {
-        self.0 + Duration::from_nanos(nanos)
-    }
+/// Nanoseconds since the origin now, via `tokio::time` so a paused clock is honoured.
+#[inline]
+pub(crate) fn now() -> u64 {
+    nanos_at(Instant::now())
+}
+
+/// `at` in nanoseconds since the origin.
+#[inline]
+pub(crate) fn nanos_at(at: Instant) -> u64 {
+    // u64 nanoseconds cover 584 years of uptime.
+    at.saturating_duration_since(origin()).as_nanos() as u64
+}
+
+/// `limit` after `start` (nanoseconds on the origin); `None` when that cannot be represented, as
+/// `tokio::time::timeout` has no deadline for such a limit.
+#[inline]
+pub(crate) fn deadline(start: u64, limit: Duration) -> Option<u64> {
+    u64::try_from(limit.as_nanos())
+        .ok()
+        .and_then(|l| start.checked_add(l))
+}
+
+/// The instant `nanos` after the origin.
+pub(crate) fn instant(nanos: u64) -> Instant {
+    origin() + Duration::from_nanos(nanos)
 }
 
 /// A clock reading taken at the start of a call, with the time limit that bounds the call.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Stamp {
-    pub(crate) at: Instant,
+    /// Nanoseconds since the origin.
+    pub(crate) at: u64,
     pub(crate) limit: Duration,
 }
 
@@ -93,11 +120,11 @@ impl Drop for Listen {
 /// The time now for a call bounded by `limit`, left for a listening layer above. Reuses a reading
 /// taken earlier in the same listened-to `call` (same instant, give or take the synchronous code between).
 #[inline]
-pub(crate) fn call_start(limit: Duration) -> Instant {
+pub(crate) fn call_start(limit: Duration) -> u64 {
     SLOT.with(|slot| match slot.get() {
-        Slot::Closed => Instant::now(),
+        Slot::Closed => now(),
         Slot::Open => {
-            let at = Instant::now();
+            let at = now();
             slot.set(Slot::Read(Stamp { at, limit }));
             at
         }

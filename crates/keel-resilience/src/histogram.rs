@@ -75,7 +75,7 @@ impl RollingHistogram {
         }
     }
 
-    /// Records one latency at `now` (nanoseconds on the owner's origin).
+    /// Records one latency at `now` (nanoseconds on the clock's origin).
     #[inline]
     pub fn record(&self, latency: Duration, now: u64) {
         let micros = latency.as_micros().min(u128::from(u64::MAX)) as u64;

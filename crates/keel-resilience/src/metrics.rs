@@ -43,7 +43,7 @@ impl Command {
     /// Snapshot of this command's numbers now.
     pub fn snapshot(&self) -> CommandSnapshot {
         let i = &*self.inner;
-        let now = i.breaker.origin().nanos();
+        let now = crate::clock::now();
         CommandSnapshot {
             key: i.key.to_string(),
             group: i.group.clone(),

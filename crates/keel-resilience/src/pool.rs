@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::clock::Origin;
 use crate::error::{PoolRejected, TaskPanicked};
 use crate::window::RollingCounts;
 
@@ -80,7 +79,6 @@ struct Inner {
     largest: AtomicUsize,
     completed: AtomicU64,
     submitted: AtomicU64,
-    origin: Origin,
     rolling: RollingCounts<2>,
 }
 
@@ -148,7 +146,6 @@ impl BlockingPool {
                 largest: AtomicUsize::new(0),
                 completed: AtomicU64::new(0),
                 submitted: AtomicU64::new(0),
-                origin: Origin::now(),
             }),
         }
     }
@@ -168,7 +165,7 @@ impl BlockingPool {
         let n = inner.occupied.fetch_add(1, Ordering::AcqRel) + 1;
         if n > inner.capacity || inner.shutdown.load(Ordering::Acquire) {
             inner.occupied.fetch_sub(1, Ordering::AcqRel);
-            inner.rolling.add(REJECTED, 1, inner.origin.nanos());
+            inner.rolling.add(REJECTED, 1, crate::clock::now());
             return Err(PoolRejected {
                 pool: inner.name.clone(),
                 active: inner.active.load(Ordering::Relaxed),
@@ -235,7 +232,7 @@ impl BlockingPool {
     /// Current numbers.
     pub fn snapshot(&self) -> PoolSnapshot {
         let i = &self.inner;
-        let now = i.origin.nanos();
+        let now = crate::clock::now();
         let rolling = i.rolling.sum(now);
         PoolSnapshot {
             name: i.name.clone(),
@@ -288,7 +285,7 @@ impl Inner {
             }
             self.queued.fetch_sub(1, Ordering::AcqRel);
             let active = self.active.fetch_add(1, Ordering::AcqRel) + 1;
-            let now = self.origin.nanos();
+            let now = crate::clock::now();
             self.rolling.observe_peak(active as u32, now);
             (job.run)();
         }
@@ -298,7 +295,7 @@ impl Inner {
     fn finish_task(&self) {
         self.active.fetch_sub(1, Ordering::AcqRel);
         self.completed.fetch_add(1, Ordering::Relaxed);
-        self.rolling.add(EXECUTED, 1, self.origin.nanos());
+        self.rolling.add(EXECUTED, 1, crate::clock::now());
         self.occupied.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -3,14 +3,12 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::clock::Origin;
 use crate::error::RateLimited;
 
 /// Admits `rate` calls per `period` on average, with bursts of up to `burst` calls.
 #[derive(Debug)]
 pub struct RateLimiter {
-    origin: Origin,
-    /// Theoretical arrival time of the next call, in nanoseconds since `origin`.
+    /// Theoretical arrival time of the next call, in nanoseconds since the clock's origin.
     tat: AtomicU64,
     emission: u64,
     tolerance: u64,
@@ -21,7 +19,6 @@ impl RateLimiter {
     pub fn new(rate: u32, period: Duration, burst: u32) -> Self {
         let emission = (period.as_nanos() / u128::from(rate.max(1))).max(1) as u64;
         RateLimiter {
-            origin: Origin::now(),
             tat: AtomicU64::new(0),
             emission,
             tolerance: emission * u64::from(burst.max(1) - 1),
@@ -36,7 +33,7 @@ impl RateLimiter {
     /// Takes one cell, or says how long until one is free.
     #[inline]
     pub fn try_acquire(&self) -> Result<(), RateLimited> {
-        let now = self.origin.nanos();
+        let now = crate::clock::now();
         let mut tat = self.tat.load(Ordering::Acquire);
         loop {
             let start = tat.max(now);

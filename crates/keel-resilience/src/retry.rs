@@ -3,7 +3,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::clock::Origin;
 use crate::window::RollingCounts;
 
 /// Exponential backoff with full jitter: attempt `n` sleeps uniformly in `[0, min(max, base * 2^n)]`.
@@ -48,7 +47,6 @@ const WITHDRAWALS: usize = 1;
 /// is a guard against retry storms, not an exact quota.
 #[derive(Debug)]
 pub struct RetryBudget {
-    origin: Origin,
     window: RollingCounts<2>,
     reserve: u64,
     ratio_per_mille: u64,
@@ -64,7 +62,6 @@ impl RetryBudget {
     /// Budget over `ttl` (10 slots) allowing `min_per_sec` retries per second plus `ratio` of calls.
     pub fn new(ttl: Duration, min_per_sec: u32, ratio: f32) -> Self {
         RetryBudget {
-            origin: Origin::now(),
             window: RollingCounts::new(ttl, 10),
             reserve: u64::from(min_per_sec) * ttl.as_secs().max(1),
             ratio_per_mille: (f64::from(ratio.max(0.0)) * 1000.0) as u64,
@@ -74,12 +71,12 @@ impl RetryBudget {
     /// Records an original (non-retry) call.
     #[inline]
     pub fn deposit(&self) {
-        self.window.add(DEPOSITS, 1, self.origin.nanos());
+        self.window.add(DEPOSITS, 1, crate::clock::now());
     }
 
     /// Takes one retry from the budget if any is left.
     pub fn try_withdraw(&self) -> bool {
-        let now = self.origin.nanos();
+        let now = crate::clock::now();
         let [deposits, withdrawals] = self.window.sum(now);
         if withdrawals >= self.reserve + deposits * self.ratio_per_mille / 1000 {
             return false;
@@ -90,7 +87,7 @@ impl RetryBudget {
 
     /// `(calls, retries)` in the window.
     pub fn usage(&self) -> (u64, u64) {
-        let [d, w] = self.window.sum(self.origin.nanos());
+        let [d, w] = self.window.sum(crate::clock::now());
         (d, w)
     }
 }

@@ -15,10 +15,21 @@
 //! state claims it back from the driver. The slot, its deque entry and the task's waker are reclaimed
 //! later under the lock, by the next arms (a few entries from the front of the deque, where the oldest
 //! calls are), by a sweep when the deque has grown, or by the driver when it reaches them, by the
-//! deadline at the latest. Only a timer that actually fired goes through the lock to be freed. A timer
-//! armed when the last one armed on its shard has been disarmed since (a task making calls one after
-//! another) takes over that entry at the back of the deque with its later deadline: no slot changes
-//! hands, nothing is reclaimed, and the kept waker stays when it wakes the same task.
+//! deadline at the latest. Only a timer that actually fired goes through the lock to be freed.
+//!
+//! A task making calls one after another (the common case) arms each timer after the last one was
+//! disarmed: the new timer re-arms that slot without the lock. The thread remembers the timer its
+//! task armed last (slot, word, deadline, waker); one compare-and-swap on the slot's word, against
+//! the driver's reclaiming it, takes the slot back, and the new deadline (no earlier than the old) is
+//! stored in the slot. The deque entry stays where it is, with the deadline it was queued with: a
+//! lower bound, so the driver wakes no later than the timer's deadline, and when it reaches an entry
+//! whose slot now has a later deadline it moves the entry back to where that deadline belongs. No
+//! slot changes hands, nothing is reclaimed, and the kept waker stays (the fast path is taken only
+//! for the same task and waker; a waker change moves the slot's arming sequence on). Under the lock,
+//! a timer armed by another task takes over the disarmed entry at the back of the deque the same way.
+//!
+//! Deadlines are nanoseconds on the crate's one clock origin (`crate::clock`), so that arming,
+//! firing and the breaker's window share one reading of the clock per call and compare plain integers.
 //!
 //! Finding the runtime clones its handle (two atomic operations on a line all its workers share), so
 //! the runtime and shard are remembered per thread for the task that last armed a timer: task ids are
@@ -39,14 +50,16 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, RawWakerVTable, Waker};
 use std::time::Duration;
 
 use tokio::runtime::{Handle, Id};
 use tokio::task;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
+
+use crate::clock;
 use try_lock::{Locked, TryLock};
 
 /// Shards a thread keeps at most (distinct limits × runtimes); older ones go back to the pool.
@@ -61,6 +74,7 @@ struct Local(Vec<(Duration, Id, &'static Shard)>);
 impl Drop for Local {
     fn drop(&mut self) {
         LAST.set(None);
+        RECENT.set(None);
         let mut pool = lock(&POOL);
         pool.extend(self.0.drain(..).map(|(_, _, s)| s));
     }
@@ -142,18 +156,18 @@ impl Timer {
         self.0.is_some()
     }
 
-    /// Called after the guarded future returned `Pending`: arms the timer for `deadline` (a call
-    /// bounded by `limit`) on the first call, later refreshes the waker. `Ready` once the deadline
-    /// has passed; the timer is then disarmed. Reads no clock, and uses no coop budget (a future that
-    /// always exhausts the budget still times out).
+    /// Called after the guarded future returned `Pending`: arms the timer for `deadline` (nanoseconds
+    /// on the clock's origin, for a call bounded by `limit`) on the first call, later refreshes the
+    /// waker. `Ready` once the deadline has passed; the timer is then disarmed. Reads no clock, and
+    /// uses no coop budget (a future that always exhausts the budget still times out).
     #[inline]
     pub(crate) fn poll(
         &mut self,
-        deadline: Instant,
+        deadline: u64,
         limit: Duration,
         cx: &mut Context<'_>,
     ) -> Poll<()> {
-        match &self.0 {
+        match &mut self.0 {
             None => {
                 self.0 = Some(Ticket::arm(deadline, limit, cx.waker()));
                 Poll::Pending
@@ -175,29 +189,81 @@ impl Timer {
     }
 }
 
-// A slot's life: FREE (on the free list, or never used) → ARMED by `arm`, under the lock. Then either
-// the timer's owner disarms it without the lock, ARMED → DEAD, and the slot (with the waker the shard
-// kept for it) is reclaimed under the lock once its deque entry is reached; or the driver fires it
-// under the lock, ARMED → FIRED (taking the waker), and the owner frees it under the lock. The one
-// compare-and-swap each side makes on ARMED decides between them.
-const FREE: u8 = 0;
-const ARMED: u8 = 1;
-const FIRED: u8 = 2;
-const DEAD: u8 = 3;
+// A slot's word packs its generation (the high 32 bits, moved on each time the slot is freed, so that
+// a deque entry of an earlier use is seen as stale), an arming sequence (moved on each re-arm and each
+// change of the kept waker, so that nobody acts on a reading of an earlier arming) and its state.
+//
+// A slot's life: FREE (on the free list, or never used) → ARMED by `arm_new`, under the lock. Then
+// either the timer's owner disarms it without the lock, ARMED → DEAD; or the driver fires it under the
+// lock, ARMED → FIRED (taking the waker), and the owner frees it under the lock. The one
+// compare-and-swap each side makes on ARMED decides between them. A DEAD slot is either reclaimed
+// under the lock once its deque entry is reached (DEAD → FREE, with the waker the shard kept for it),
+// or re-armed, by the thread that armed it last without the lock (`Ticket::arm`'s fast path) or by
+// `rearm_back` under it: DEAD → ARMING, the new deadline is stored, → ARMED. Again one
+// compare-and-swap on DEAD decides between reclaiming and re-arming.
+const FREE: u64 = 0;
+const ARMED: u64 = 1;
+const FIRED: u64 = 2;
+const DEAD: u64 = 3;
+/// Being re-armed: its deadline is being written (a few instructions; the driver waits).
+const ARMING: u64 = 4;
+const STATE: u64 = 0b111;
+const SEQ: u64 = 0xffff_fff8;
+const GEN_SHIFT: u32 = 32;
+
+fn state(word: u64) -> u64 {
+    word & STATE
+}
+
+fn generation(word: u64) -> u32 {
+    (word >> GEN_SHIFT) as u32
+}
+
+fn with_state(word: u64, state: u64) -> u64 {
+    (word & !STATE) | state
+}
+
+/// The same slot and generation, a new arming sequence.
+fn next_seq(word: u64) -> u64 {
+    (word & !SEQ) | (word.wrapping_add(STATE + 1) & SEQ)
+}
+
+/// Free, with the next generation.
+fn freed(word: u64) -> u64 {
+    with_state(word, FREE).wrapping_add(1 << GEN_SHIFT)
+}
 
 struct Slot {
-    state: AtomicU8,
-    /// Moves on each time the slot is freed, so a deque entry of an earlier use is seen as stale.
-    /// Written under the lock only.
-    generation: AtomicU32,
+    word: AtomicU64,
+    /// The deadline while armed (nanoseconds on the clock's origin): written before the word says
+    /// ARMED, by whoever owns the slot then (under the lock, or in the ARMING state).
+    deadline: AtomicU64,
 }
 
 impl Slot {
     fn new() -> Self {
         Slot {
-            state: AtomicU8::new(FREE),
-            generation: AtomicU32::new(0),
+            word: AtomicU64::new(FREE),
+            deadline: AtomicU64::new(0),
         }
+    }
+
+    /// Re-arms a slot last seen as `dead` for `deadline`; the armed word, or `None` if it has moved
+    /// on (reclaimed, or re-armed by someone else).
+    #[inline]
+    fn rearm(&self, dead: u64, deadline: u64) -> Option<u64> {
+        self.word
+            .compare_exchange(
+                dead,
+                with_state(dead, ARMING),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .ok()?;
+        self.deadline.store(deadline, Ordering::Relaxed);
+        let armed = with_state(next_seq(dead), ARMED);
+        self.word.store(armed, Ordering::Release);
+        Some(armed)
     }
 }
 
@@ -245,19 +311,22 @@ struct State {
     /// The task waker of each slot, while armed or disarmed but not yet reclaimed.
     wakers: Vec<Option<Waker>>,
     free: Vec<u32>,
-    /// Deadlines in order (ties in arming order). Entries of disarmed timers stay until reached.
+    /// Deadlines in order (ties in arming order), each no later than its slot's deadline: a slot
+    /// re-armed since it was queued has a later one, and is moved back when the driver reaches it.
+    /// Entries of disarmed timers stay until reached.
     order: VecDeque<Entry>,
     /// Sweep the whole deque for disarmed entries once it grows past this.
     sweep_at: usize,
-    /// The deadline the driver sleeps until, `None` when there is no driver.
-    driver_at: Option<Instant>,
+    /// The deadline the driver sleeps until, `None` when there is no driver. There is one whenever
+    /// the deque is not empty.
+    driver_at: Option<u64>,
     /// Wakes the driver when a timer is armed before `driver_at` (rare: out-of-order arming).
     driver: Option<Waker>,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    deadline: Instant,
+    deadline: u64,
     slot: u32,
     generation: u32,
 }
@@ -266,6 +335,24 @@ struct Entry {
 /// wakers fit on the stack. Reclaimed wakers are always dropped once the lock is released: a waker's
 /// drop may free its task, and with it a timer that takes the lock.
 const RECLAIM_PER_ARM: usize = 4;
+
+/// Waits out a slot's ARMING state (its re-armer writes a deadline and a word, without the lock).
+#[cold]
+fn wait_armed(slot: &Slot) -> u64 {
+    let mut spins = 0u32;
+    loop {
+        let w = slot.word.load(Ordering::Acquire);
+        if state(w) != ARMING {
+            return w;
+        }
+        spins += 1;
+        if spins < 64 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
 
 impl Shard {
     fn new(key: (Duration, Id)) -> &'static Shard {
@@ -294,30 +381,42 @@ impl Shard {
         }
     }
 
-    /// Frees slot `i` (under the lock); its waker, if still kept.
-    fn free(st: &mut State, slot: &Slot, i: u32) -> Option<Waker> {
-        slot.generation.store(
-            slot.generation.load(Ordering::Relaxed).wrapping_add(1),
-            Ordering::Relaxed,
-        );
-        slot.state.store(FREE, Ordering::Relaxed);
+    /// Frees slot `i`, whose word was `word`, under the lock; its waker, if still kept.
+    fn free(st: &mut State, slot: &Slot, i: u32, word: u64) -> Option<Waker> {
+        slot.word.store(freed(word), Ordering::Relaxed);
         st.free.push(i);
         st.wakers[i as usize].take()
     }
 
-    /// Under the lock: `Ok` if the entry is still armed. Otherwise it is to be dropped: a disarmed
-    /// timer's slot is freed, and its waker returned.
+    /// Under the lock: `Ok` with the slot's word and deadline if the entry is still armed. Otherwise
+    /// it is to be dropped: a disarmed timer's slot is freed, and its waker returned.
     #[inline]
-    fn armed(&self, st: &mut State, e: &Entry) -> Result<(), Option<Waker>> {
+    fn armed(&self, st: &mut State, e: &Entry) -> Result<(u64, u64), Option<Waker>> {
         let slot = self.slots.get(e.slot);
-        if slot.generation.load(Ordering::Relaxed) != e.generation {
-            return Err(None);
-        }
-        match slot.state.load(Ordering::Acquire) {
-            ARMED => Ok(()),
-            DEAD => Err(Self::free(st, slot, e.slot)),
-            // Fired entries leave the deque when fired.
-            _ => Err(None),
+        let mut w = slot.word.load(Ordering::Acquire);
+        loop {
+            if generation(w) != e.generation {
+                return Err(None);
+            }
+            match state(w) {
+                ARMED => return Ok((w, slot.deadline.load(Ordering::Relaxed))),
+                // Reclaim it, unless its last owner re-arms it first.
+                DEAD => match slot.word.compare_exchange(
+                    w,
+                    freed(w),
+                    Ordering::Acquire,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => {
+                        st.free.push(e.slot);
+                        return Err(st.wakers[e.slot as usize].take());
+                    }
+                    Err(now) => w = now,
+                },
+                ARMING => w = wait_armed(slot),
+                // Fired entries leave the deque when fired.
+                _ => return Err(None),
+            }
         }
     }
 
@@ -329,7 +428,7 @@ impl Shard {
                 return;
             };
             match self.armed(st, &e) {
-                Ok(()) => return,
+                Ok(_) => return,
                 Err(w) => *d = w,
             }
             st.order.pop_front();
@@ -343,7 +442,7 @@ impl Shard {
         let mut dead = Vec::new();
         let mut order = std::mem::take(&mut st.order);
         order.retain(|e| match self.armed(st, e) {
-            Ok(()) => true,
+            Ok(_) => true,
             Err(w) => {
                 dead.extend(w);
                 false
@@ -366,7 +465,7 @@ fn claim(limit: Duration, runtime: Id) -> &'static Shard {
             let mut dead = Vec::new();
             while let Some(e) = st.order.front().copied() {
                 match s.armed(&mut st, &e) {
-                    Ok(()) => break,
+                    Ok(_) => break,
                     Err(w) => dead.extend(w),
                 }
                 st.order.pop_front();
@@ -384,7 +483,6 @@ fn claim(limit: Duration, runtime: Id) -> &'static Shard {
         None => Shard::new((limit, runtime)),
     }
 }
-
 /// The shard used for a timer armed on this thread now, and whether it is one of this thread's own.
 fn shard(limit: Duration, runtime: Id) -> (&'static Shard, bool) {
     SHARDS
@@ -428,11 +526,12 @@ enum Driver {
     Wake(Waker),
 }
 
-/// An armed timer: its shard and slot.
+/// An armed timer: its shard and slot, and the slot's word as armed.
 struct Ticket {
     shard: &'static Shard,
     slot: &'static Slot,
     index: u32,
+    word: u64,
 }
 
 impl std::fmt::Debug for Ticket {
@@ -443,17 +542,85 @@ impl std::fmt::Debug for Ticket {
     }
 }
 
+/// The timer armed last on this thread, by a task: the next timer that task arms with the same limit
+/// and waker, once this one is disarmed, re-arms its slot without the lock (see `Ticket::arm`).
+#[derive(Clone, Copy)]
+struct Recent {
+    task: task::Id,
+    limit: Duration,
+    shard: &'static Shard,
+    slot: &'static Slot,
+    index: u32,
+    /// The word it was armed with.
+    word: u64,
+    deadline: u64,
+    /// The waker the shard keeps for the slot (compared, never used: `Waker::will_wake`'s test).
+    waker: (*const (), *const RawWakerVTable),
+}
+
+thread_local! {
+    static RECENT: Cell<Option<Recent>> = const { Cell::new(None) };
+}
+
+fn waker_id(w: &Waker) -> (*const (), *const RawWakerVTable) {
+    (w.data(), w.vtable())
+}
+
 impl Ticket {
-    fn arm(deadline: Instant, limit: Duration, waker: &Waker) -> Ticket {
+    #[inline]
+    fn arm(deadline: u64, limit: Duration, waker: &Waker) -> Ticket {
+        // A task making calls one after another: its last timer's slot, disarmed since, is armed
+        // again for the later deadline. Its deque entry stays where it is; the driver, which sleeps
+        // until no later than the entry's deadline, moves it back when it gets there.
+        if let Some(r) = RECENT.get()
+            && r.limit == limit
+            && deadline >= r.deadline
+            && r.waker == waker_id(waker)
+            && task::try_id() == Some(r.task)
+            && let Some(word) = r.slot.rearm(with_state(r.word, DEAD), deadline)
+        {
+            RECENT.set(Some(Recent {
+                word,
+                deadline,
+                ..r
+            }));
+            return Ticket {
+                shard: r.shard,
+                slot: r.slot,
+                index: r.index,
+                word,
+            };
+        }
+        Self::arm_locked(deadline, limit, waker)
+    }
+
+    /// [`arm`](Self::arm) under the shard's lock.
+    #[inline(never)]
+    fn arm_locked(deadline: u64, limit: Duration, waker: &Waker) -> Ticket {
         let (shard, handle) = shard_for(limit);
         let mut st = shard.lock();
-        if let Some((ticket, old)) = Self::rearm_last(shard, &mut st, deadline, waker) {
-            drop(st);
-            // A waker's drop may free its task, and with it a timer that takes this lock.
-            drop(old);
-            return ticket;
+        let (ticket, old) = match Self::rearm_back(shard, &mut st, deadline, waker) {
+            Some(armed) => {
+                drop(st);
+                // A waker's drop may free its task, and with it a timer that takes this lock.
+                armed
+            }
+            None => (Self::arm_new(shard, handle, st, deadline, waker), None),
+        };
+        drop(old);
+        if let Some(task) = task::try_id() {
+            RECENT.set(Some(Recent {
+                task,
+                limit,
+                shard,
+                slot: ticket.slot,
+                index: ticket.index,
+                word: ticket.word,
+                deadline,
+                waker: waker_id(waker),
+            }));
         }
-        Self::arm_new(shard, handle, st, deadline, waker)
+        ticket
     }
 
     /// [`arm`](Self::arm) with a slot of its own and a new deque entry (under the lock, released here).
@@ -462,7 +629,7 @@ impl Ticket {
         shard: &'static Shard,
         handle: Option<Handle>,
         mut st: Locked<'_, State>,
-        deadline: Instant,
+        deadline: u64,
         waker: &Waker,
     ) -> Ticket {
         let mut dead: [Option<Waker>; RECLAIM_PER_ARM] = Default::default();
@@ -476,11 +643,14 @@ impl Ticket {
             }
         };
         st.wakers[index as usize] = Some(waker.clone());
-        slot.state.store(ARMED, Ordering::Release);
+        // Free slots are touched under the lock only.
+        let word = with_state(slot.word.load(Ordering::Relaxed), ARMED);
+        slot.deadline.store(deadline, Ordering::Relaxed);
+        slot.word.store(word, Ordering::Release);
         let entry = Entry {
             deadline,
             slot: index,
-            generation: slot.generation.load(Ordering::Relaxed),
+            generation: generation(word),
         };
         match st.order.back() {
             Some(b) if b.deadline > deadline => {
@@ -507,7 +677,12 @@ impl Ticket {
         drop(dead);
         drop(swept);
         // Made before the driver is spawned: if spawning panics, unwinding disarms it.
-        let ticket = Ticket { shard, slot, index };
+        let ticket = Ticket {
+            shard,
+            slot,
+            index,
+            word,
+        };
         match driver {
             Driver::Nothing => {}
             Driver::Wake(w) => w.wake(),
@@ -521,54 +696,60 @@ impl Ticket {
     }
 
     /// Under the lock: when the timer armed last here has been disarmed since (calls made one after
-    /// another, the common case on a task), its entry at the back of the deque is armed again for
-    /// `deadline` instead of being reclaimed and replaced: no slot changes hands, the deque keeps its
-    /// order (the deadline is no earlier than the entry's), and the kept waker stays if it wakes the
-    /// same task. The driver sleeps until no later than the old deadline, so it needs no word: it
-    /// finds the entry not yet due and sleeps again.
+    /// another by tasks taking turns on a thread), its entry at the back of the deque is armed again
+    /// for `deadline` instead of being reclaimed and replaced, and keeps `waker`. Returns the waker
+    /// it kept before, to be dropped once the lock is released.
     #[inline]
-    fn rearm_last(
+    fn rearm_back(
         shard: &'static Shard,
         st: &mut State,
-        deadline: Instant,
+        deadline: u64,
         waker: &Waker,
     ) -> Option<(Ticket, Option<Waker>)> {
-        let back = st.order.back_mut()?;
+        let back = *st.order.back()?;
         let slot = shard.slots.get(back.slot);
-        // A stale entry's slot has moved on (or is free): its generation tells.
-        if back.deadline > deadline
-            || slot.generation.load(Ordering::Relaxed) != back.generation
-            || slot.state.load(Ordering::Acquire) != DEAD
-            || st.driver_at.is_none_or(|at| at > deadline)
-        {
+        let w = slot.word.load(Ordering::Acquire);
+        // A stale entry's slot has moved on (or is free): its generation tells. The entry's deadline
+        // must stay no later than the slot's.
+        if back.deadline > deadline || generation(w) != back.generation || state(w) != DEAD {
             return None;
         }
-        back.deadline = deadline;
-        let index = back.slot;
-        let kept = &mut st.wakers[index as usize];
+        let word = slot.rearm(w, deadline)?;
+        let kept = &mut st.wakers[back.slot as usize];
         let old = match kept {
-            Some(w) if w.will_wake(waker) => None,
+            Some(k) if k.will_wake(waker) => None,
             _ => kept.replace(waker.clone()),
         };
-        // Its owner is gone (DEAD is final for a ticket) and the driver reads it under the lock only.
-        slot.state.store(ARMED, Ordering::Release);
-        Some((Ticket { shard, slot, index }, old))
+        let ticket = Ticket {
+            shard,
+            slot,
+            index: back.slot,
+            word,
+        };
+        Some((ticket, old))
     }
 
     /// `Ready` if the driver fired this timer; otherwise keeps the task's waker.
-    fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.slot.state.load(Ordering::Acquire) == FIRED {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if state(self.slot.word.load(Ordering::Acquire)) == FIRED {
             return Poll::Ready(());
         }
         let mut st = self.shard.lock();
         // The driver fires under the lock: this reading stands until it is released.
-        if self.slot.state.load(Ordering::Acquire) == FIRED {
+        if state(self.slot.word.load(Ordering::Acquire)) == FIRED {
             return Poll::Ready(());
         }
         let kept = &mut st.wakers[self.index as usize];
         let old = match kept {
             Some(w) if w.will_wake(cx.waker()) => None,
-            _ => kept.replace(cx.waker().clone()),
+            _ => {
+                // A new waker: whoever remembers the old one must not re-arm without the lock.
+                // Only the driver (under the lock) or this owner change an armed slot's word.
+                let word = next_seq(self.word);
+                self.slot.word.store(word, Ordering::Release);
+                self.word = word;
+                kept.replace(cx.waker().clone())
+            }
         };
         drop(st);
         drop(old);
@@ -579,11 +760,17 @@ impl Ticket {
 impl Drop for Ticket {
     #[inline]
     fn drop(&mut self) {
-        // Disarmed: the shard reclaims the slot, and drops the waker, when it reaches its entry.
+        // Disarmed: the shard reclaims the slot, and drops the waker, when it reaches its entry (unless
+        // it is armed again first).
         if self
             .slot
-            .state
-            .compare_exchange(ARMED, DEAD, Ordering::AcqRel, Ordering::Relaxed)
+            .word
+            .compare_exchange(
+                self.word,
+                with_state(self.word, DEAD),
+                Ordering::Release,
+                Ordering::Relaxed,
+            )
             .is_err()
         {
             self.fired();
@@ -597,8 +784,9 @@ impl Ticket {
     #[inline(never)]
     fn fired(&self) {
         let mut st = self.shard.lock();
-        debug_assert_eq!(self.slot.state.load(Ordering::Relaxed), FIRED);
-        let waker = Shard::free(&mut st, self.slot, self.index);
+        let word = self.slot.word.load(Ordering::Relaxed);
+        debug_assert_eq!(state(word), FIRED);
+        let waker = Shard::free(&mut st, self.slot, self.index, word);
         drop(st);
         drop(waker);
     }
@@ -606,15 +794,16 @@ impl Ticket {
 
 #[cold]
 #[inline(never)]
-fn spawn_driver(shard: &'static Shard, rt: &Handle, deadline: Instant) {
+fn spawn_driver(shard: &'static Shard, rt: &Handle, deadline: u64) {
     // The guard first: if there is no time driver, `sleep_until` panics here (as a timeout always
     // did in such a runtime) and the guard lets the next timer try again.
     let guard = DriverGuard(Some(shard));
-    let sleep = Box::pin(tokio::time::sleep_until(deadline));
+    let sleep = Box::pin(tokio::time::sleep_until(clock::instant(deadline)));
     // Detached: it ends by itself once the shard is empty, or with the runtime.
     drop(rt.spawn(Drive {
         guard,
         sleep,
+        until: deadline,
         wake: Vec::new(),
         dead: Vec::new(),
     }));
@@ -639,6 +828,8 @@ impl Drop for DriverGuard {
 struct Drive {
     guard: DriverGuard,
     sleep: Pin<Box<Sleep>>,
+    /// What `sleep` sleeps until, on the clock's origin.
+    until: u64,
     /// Wakers of fired timers, woken outside the lock (kept to reuse its allocation).
     wake: Vec<Waker>,
     /// Wakers of reclaimed disarmed timers, dropped outside the lock.
@@ -647,22 +838,29 @@ struct Drive {
 
 impl Drive {
     /// Fires every expired timer at the front (under the lock); the next live deadline, if any.
-    fn fire(&mut self, shard: &Shard, st: &mut State, now: Instant) -> Option<Instant> {
+    fn fire(&mut self, shard: &Shard, st: &mut State, now: u64) -> Option<u64> {
         while let Some(e) = st.order.front().copied() {
             match shard.armed(st, &e) {
                 Err(w) => self.dead.extend(w),
-                Ok(()) if e.deadline > now => return Some(e.deadline),
-                Ok(()) => {
+                Ok((_, deadline)) if deadline > e.deadline => {
+                    // Re-armed since it was queued: back to where its deadline now puts it.
+                    st.order.pop_front();
+                    let at = st.order.partition_point(|x| x.deadline <= deadline);
+                    st.order.insert(at, Entry { deadline, ..e });
+                    continue;
+                }
+                Ok((_, deadline)) if deadline > now => return Some(deadline),
+                Ok((word, _)) => {
                     let slot = shard.slots.get(e.slot);
-                    match slot.state.compare_exchange(
-                        ARMED,
-                        FIRED,
+                    match slot.word.compare_exchange(
+                        word,
+                        with_state(word, FIRED),
                         Ordering::AcqRel,
                         Ordering::Acquire,
                     ) {
                         Ok(_) => self.wake.extend(st.wakers[e.slot as usize].take()),
-                        // Disarmed just now.
-                        Err(_) => self.dead.extend(Shard::free(st, slot, e.slot)),
+                        // Disarmed just now (and perhaps re-armed): look again.
+                        Err(_) => continue,
                     }
                 }
             }
@@ -681,7 +879,7 @@ impl Future for Drive {
             return Poll::Ready(());
         };
         loop {
-            let now = Instant::now();
+            let now = clock::now();
             let mut st = shard.lock();
             let next = this.fire(shard, &mut st, now);
             match next {
@@ -704,8 +902,9 @@ impl Future for Drive {
                 this.guard.0 = None;
                 return Poll::Ready(());
             };
-            if this.sleep.deadline() != next {
-                this.sleep.as_mut().reset(next);
+            if this.until != next {
+                this.until = next;
+                this.sleep.as_mut().reset(clock::instant(next));
             }
             if this.sleep.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;

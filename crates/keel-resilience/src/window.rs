@@ -108,7 +108,15 @@ pub struct RollingCounts<const K: usize> {
     /// Bucket width in nanoseconds.
     width: Divisor,
     len: Divisor,
+    /// The latest tick whose bucket is set up, and that bucket: `tick << 8 | index`, or 0 for none
+    /// (tick 0 never comes: the clock's origin lies a day back). Spares a record the two divisions
+    /// and the epoch check while the tick lasts; written once per tick.
+    current: AtomicU64,
 }
+
+/// Ticks and bucket indices [`RollingCounts::current`] can hold.
+const CURRENT_TICKS: u64 = 1 << 56;
+const CURRENT_BUCKETS: usize = 1 << 8;
 
 impl<const K: usize> RollingCounts<K> {
     /// A window of `window` split into `buckets` buckets (at least one; the bucket width is at least 1 ns).
@@ -138,6 +146,7 @@ impl<const K: usize> RollingCounts<K> {
             epochs,
             width: Divisor::new(bucket_nanos),
             len,
+            current: AtomicU64::new(0),
         }
     }
 
@@ -158,7 +167,7 @@ impl<const K: usize> RollingCounts<K> {
         self.width.d * self.len.d
     }
 
-    /// Adds `n` to counter `kind` at time `now` (nanoseconds on the caller's monotonic origin).
+    /// Adds `n` to counter `kind` at time `now` (nanoseconds on a monotonic origin).
     #[inline]
     pub fn add(&self, kind: usize, n: u64, now: u64) {
         self.bucket(now).counts[kind].fetch_add(n, Ordering::Relaxed);
@@ -176,6 +185,29 @@ impl<const K: usize> RollingCounts<K> {
     /// This thread's stripe of the bucket for `now`, recycled first if it holds an older tick.
     #[inline]
     fn bucket(&self, now: u64) -> &Bucket<K> {
+        let c = self.current.load(Ordering::Relaxed);
+        // `c >> 8` is a tick, so that product does not overflow.
+        if c != 0 && now.wrapping_sub((c >> 8) * self.width.d) < self.width.d {
+            return self.stripe(c as usize % CURRENT_BUCKETS);
+        }
+        self.bucket_at(now)
+    }
+
+    /// This thread's stripe of bucket `i`.
+    #[inline]
+    fn stripe(&self, i: usize) -> &Bucket<K> {
+        let at = if self.stripes == 1 {
+            0
+        } else {
+            thread_stripe() & (self.stripes - 1)
+        };
+        &self.buckets[i * self.stripes + at]
+    }
+
+    /// [`bucket`](Self::bucket) for a tick other than the current one.
+    #[cold]
+    #[inline(never)]
+    fn bucket_at(&self, now: u64) -> &Bucket<K> {
         let tick = self.tick(now);
         let i = self.len.div_rem(tick).1 as usize;
         let stripes = self.stripes_of(i);
@@ -190,7 +222,11 @@ impl<const K: usize> RollingCounts<K> {
             let seen = epoch.load(Ordering::Acquire);
             // `seen > want` means a writer with a later clock already recycled it; counting a late sample
             // into the newer bucket is the cheapest harmless choice.
-            if seen == want || (seen != RESETTING && seen > want) {
+            if seen == want {
+                self.set_current(tick, i);
+                return bucket;
+            }
+            if seen != RESETTING && seen > want {
                 return bucket;
             }
             if seen == RESETTING {
@@ -208,8 +244,25 @@ impl<const K: usize> RollingCounts<K> {
                     b.peak.store(0, Ordering::Relaxed);
                 }
                 epoch.store(want, Ordering::Release);
+                self.set_current(tick, i);
                 return bucket;
             }
+        }
+    }
+
+    /// Makes `tick` (bucket `i`, set up) the current one, unless a later one already is.
+    fn set_current(&self, tick: u64, i: usize) {
+        if tick >= CURRENT_TICKS || i >= CURRENT_BUCKETS || tick == 0 {
+            return;
+        }
+        let c = tick << 8 | i as u64;
+        self.current.fetch_max(c, Ordering::SeqCst);
+        // A `reset` since the bucket was seen set up must not leave it current with no epoch (its
+        // counts would not be seen): either it clears `current` after this, or this sees its epoch.
+        if self.epoch(i).load(Ordering::SeqCst) != tick + 1 {
+            let _ = self
+                .current
+                .compare_exchange(c, 0, Ordering::SeqCst, Ordering::Relaxed);
         }
     }
 
@@ -283,8 +336,10 @@ impl<const K: usize> RollingCounts<K> {
     /// Forgets everything (Hystrix resets its counters when a breaker closes).
     pub fn reset(&self) {
         for i in 0..self.len.d as usize {
-            self.epoch(i).store(0, Ordering::Release);
+            self.epoch(i).store(0, Ordering::SeqCst);
         }
+        // After the epochs (see `set_current`).
+        self.current.store(0, Ordering::SeqCst);
     }
 }
 

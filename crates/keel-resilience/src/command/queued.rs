@@ -14,7 +14,6 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use tokio::time::Instant;
 
 use super::call::{Fallback, Started, Work};
 use super::{Cause, CauseKind, Command, CommandError};
@@ -49,7 +48,8 @@ pin_project! {
         Timed {
             #[pin] fut: R,
             timer: Timer,
-            deadline: Option<Instant>,
+            // Nanoseconds on the clock's origin.
+            deadline: Option<u64>,
             limit: Duration,
         },
         Untimed { #[pin] fut: R },
@@ -116,8 +116,7 @@ where
         fallback: F,
     ) -> Self {
         // The clock is read twice per call: here, and when the run ends.
-        let at = Instant::now();
-        let started = cmd.inner.breaker.origin().nanos_at(at);
+        let started = crate::clock::now();
         let mut q = Queued {
             started,
             cmd,
@@ -147,7 +146,7 @@ where
                     Some(limit) => Stage::Timed {
                         fut: running,
                         timer: Timer::new(),
-                        deadline: at.checked_add(limit),
+                        deadline: crate::clock::deadline(started, limit),
                         limit,
                     },
                     None => Stage::Untimed { fut: running },
@@ -251,7 +250,7 @@ where
                 Err(cause @ Cause::Timeout(_)) => (Outcome::Timeout, Err(Ok(cause))),
                 Err(cause) => (Outcome::Failure, Err(Ok(cause))),
             };
-            let now = inner.breaker.origin().nanos();
+            let now = crate::clock::now();
             ended = Some(now);
             if let Some(elapsed) = finish(cmd, this.permit, outcome, now) {
                 inner.latency_execute.record(elapsed, now);
@@ -274,7 +273,7 @@ where
             }
         };
         this.stage.set(Stage::Done);
-        let now = ended.unwrap_or_else(|| inner.breaker.origin().nanos());
+        let now = ended.unwrap_or_else(crate::clock::now);
         inner
             .latency_total
             .record(Duration::from_nanos(now.saturating_sub(*this.started)), now);

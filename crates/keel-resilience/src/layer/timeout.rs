@@ -10,7 +10,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use tokio::time::Instant;
 use tower::{Layer, Service};
 
 use super::BoxError;
@@ -56,7 +55,8 @@ pin_project! {
         fut: F,
         // Armed on the first `Pending`.
         timer: Timer,
-        deadline: Option<Instant>,
+        // Nanoseconds on the clock's origin.
+        deadline: Option<u64>,
         limit: Duration,
     }
 }
@@ -112,7 +112,7 @@ where
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         // Read before the inner call, like `tokio::time::timeout`: the limit covers all of it.
-        let deadline = clock::call_start(self.limit).checked_add(self.limit);
+        let deadline = clock::deadline(clock::call_start(self.limit), self.limit);
         TimeoutFuture {
             fut: self.inner.call(req),
             timer: Timer::new(),

@@ -40,6 +40,14 @@ async fn until(mut done: impl FnMut() -> bool) {
     panic!("condition not reached");
 }
 
+/// Runs `fut` as a task of its own (on this thread, so it need not be `Send`).
+async fn in_task(fut: impl Future<Output = ()> + 'static) {
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async move { tokio::task::spawn_local(fut).await.unwrap() })
+        .await;
+}
+
 fn alive_tasks() -> usize {
     tokio::runtime::Handle::current()
         .metrics()
@@ -187,6 +195,12 @@ impl Future for Once {
 
 #[tokio::test(start_paused = true)]
 async fn a_timer_armed_after_one_just_disarmed_fires_at_its_own_deadline() {
+    // In a task (its timers re-arm their slot without the lock), and in `block_on` (under it).
+    in_task(armed_after_one_just_disarmed()).await;
+    armed_after_one_just_disarmed().await;
+}
+
+async fn armed_after_one_just_disarmed() {
     let svc = TimeoutLayer::new(LIMIT).layer(service_fn(|forever: bool| async move {
         if forever {
             std::future::pending::<()>().await;
@@ -218,6 +232,72 @@ async fn a_timer_armed_after_one_just_disarmed_fires_at_its_own_deadline() {
         .unwrap_err();
     assert!(e.is::<TimedOut>(), "{e}");
     until(|| alive_tasks() == 0).await;
+}
+
+/// Pending `polls` times (waking itself), then done; never done for `None`.
+struct Pendings(Option<u32>);
+
+impl Future for Pendings {
+    type Output = Result<(), BoxError>;
+    fn poll(mut self: std::pin::Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.0 {
+            Some(0) => Poll::Ready(Ok(())),
+            Some(n) => {
+                *n -= 1;
+                Poll::Pending
+            }
+            None => Poll::Pending,
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timer_reusing_a_slot_wakes_its_own_waker_after_the_last_one_changed_wakers() {
+    // In a task: a task's timers re-arm their slot without the lock.
+    in_task(reuse_after_a_waker_change()).await;
+    reuse_after_a_waker_change().await;
+}
+
+async fn reuse_after_a_waker_change() {
+    let first = Arc::new(Wakes::default());
+    let second = Arc::new(Wakes::default());
+    let (w1, w2) = (
+        Waker::from(Arc::clone(&first)),
+        Waker::from(Arc::clone(&second)),
+    );
+    let mut svc = TimeoutLayer::new(LIMIT).layer(service_fn(Pendings));
+    // Armed with the first waker, polled again with the second, then done: the queue kept the second.
+    let mut call = pin!(svc.call(Some(2)));
+    assert!(
+        call.as_mut()
+            .poll(&mut Context::from_waker(&w1))
+            .is_pending()
+    );
+    assert!(
+        call.as_mut()
+            .poll(&mut Context::from_waker(&w2))
+            .is_pending()
+    );
+    assert!(call.as_mut().poll(&mut Context::from_waker(&w2)).is_ready());
+    // The same task arms the next timer with the first waker again, in the slot just disarmed.
+    let mut hung = pin!(svc.call(None));
+    assert!(
+        hung.as_mut()
+            .poll(&mut Context::from_waker(&w1))
+            .is_pending()
+    );
+    tokio::time::sleep(LIMIT * 2).await;
+    assert_eq!(
+        first.0.load(Ordering::SeqCst),
+        1,
+        "the timeout woke the waker its call was polled with"
+    );
+    assert_eq!(second.0.load(Ordering::SeqCst), 0, "not the earlier call's");
+    let e = match hung.as_mut().poll(&mut Context::from_waker(&w1)) {
+        Poll::Ready(r) => r.unwrap_err(),
+        Poll::Pending => panic!("timed out"),
+    };
+    assert!(e.is::<TimedOut>(), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
