@@ -710,8 +710,13 @@ impl Ticket {
         let slot = shard.slots.get(back.slot);
         let w = slot.word.load(Ordering::Acquire);
         // A stale entry's slot has moved on (or is free): its generation tells. The entry's deadline
-        // must stay no later than the slot's.
-        if back.deadline > deadline || generation(w) != back.generation || state(w) != DEAD {
+        // must stay no later than the slot's. No driver (its spawning panicked: a runtime without
+        // time): leave it to `arm_new`, which tries again.
+        if back.deadline > deadline
+            || generation(w) != back.generation
+            || state(w) != DEAD
+            || st.driver_at.is_none()
+        {
             return None;
         }
         let word = slot.rearm(w, deadline)?;

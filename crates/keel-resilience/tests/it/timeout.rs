@@ -408,3 +408,22 @@ fn timers_armed_on_threads_that_have_exited_still_fire() {
         }
     });
 }
+
+#[test]
+fn a_runtime_without_time_panics_on_every_timer_instead_of_never_firing_one() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let local = tokio::task::LocalSet::new();
+    for attempt in 0..3 {
+        let joined = local.block_on(&rt, async {
+            // Pending once: the timer is armed (the first time, its driver cannot be spawned).
+            let call = TimeoutLayer::new(LIMIT)
+                .layer(service_fn(|()| Once(true)))
+                .oneshot(());
+            tokio::task::spawn_local(call).await
+        });
+        let e = joined.expect_err("no timers in this runtime");
+        assert!(e.is_panic(), "attempt {attempt}: {e}");
+    }
+}
