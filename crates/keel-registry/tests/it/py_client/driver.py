@@ -24,7 +24,20 @@ from py_eureka_client.eureka_client import EurekaClient
 import py_eureka_client.eureka_basic as basic
 
 
+async def keep_ticking():
+    """Wakes this event loop every 50 ms, for the client's sake.
+
+    The client shares one `asyncio.Lock` between this loop and the event loop of its heartbeat
+    thread. When a heartbeat holds it as `stop()` (or another call) asks for it, the release sets
+    this loop's waiter from the other thread, which does not wake this loop: it would sleep forever
+    (seen on a loaded CI machine). A loop that wakes regularly runs the waiter's callback.
+    """
+    while True:
+        await asyncio.sleep(0.05)
+
+
 async def register(server, app, port):
+    ticker = asyncio.create_task(keep_ticking())
     client = EurekaClient(eureka_server=server, app_name=app, instance_host="127.0.0.1",
                           instance_ip="127.0.0.1", instance_port=int(port),
                           renewal_interval_in_secs=1, duration_in_secs=3, should_discover=False)
@@ -40,11 +53,13 @@ async def register(server, app, port):
         elif line == "stop" or line == "":
             await client.stop()
             say("stopped")
+            ticker.cancel()
             return
         say("ok " + line)
 
 
 async def discover(server, app, want):
+    ticker = asyncio.create_task(keep_ticking())
     client = EurekaClient(eureka_server=server, should_register=False, should_discover=True,
                           renewal_interval_in_secs=1)
     await client.start()
@@ -61,6 +76,7 @@ async def discover(server, app, want):
         await asyncio.wait_for(client.stop(), 10)
     except asyncio.TimeoutError:
         pass
+    ticker.cancel()
 
 
 def summary(apps):
