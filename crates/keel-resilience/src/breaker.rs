@@ -173,6 +173,10 @@ pub struct CircuitBreaker {
     /// health sum when no error can be in the window.
     last_error: AtomicU64,
     forced: AtomicU8,
+    /// Without an error or slow call in the time window the rates are zero, so nothing can trip
+    /// (not with a zero threshold, nor with a count window whose last N calls may reach further back
+    /// than the time window): lets the healthy case skip summing the buckets.
+    plain: bool,
     counts: RollingCounts<{ Event::COUNT }>,
     count_window: Option<CountWindow>,
     events: broadcast::Sender<Transition>,
@@ -213,6 +217,11 @@ impl CircuitBreaker {
             opened_at: AtomicU64::new(0),
             last_error: AtomicU64::new(0),
             forced: AtomicU8::new(forced),
+            plain: config.count_window.is_none()
+                && config.error_threshold_percentage > 0
+                && config
+                    .slow_call
+                    .is_none_or(|s| s.rate_threshold_percentage > 0),
             events: broadcast::channel(64).0,
             config,
         }
@@ -342,10 +351,21 @@ impl CircuitBreaker {
             Some(at) if !permit.trial && permit.start == UNTIMED && !outcome.is_error() => at,
             _ => crate::clock::now(),
         };
+        // The common case: a success with no error in the window, which cannot trip (see
+        // `should_trip`) and needs nothing but its count.
+        if outcome == Outcome::Success
+            && self.plain
+            && !permit.trial
+            && permit.start == UNTIMED
+            && self.no_error_within(now)
+        {
+            self.counts.add(Event::Success.index(), 1, now);
+            return None;
+        }
         self.record_at(permit, outcome, now)
     }
 
-    /// [`record`](Self::record) with the clock already read (`now` on this clock's origin).
+    /// [`record`](Self::record) with the clock already read (`now` on the clock's origin).
     #[inline]
     pub(crate) fn record_at(&self, permit: Permit, outcome: Outcome, now: u64) -> Option<Duration> {
         let elapsed = (permit.start != UNTIMED).then(|| now.saturating_sub(permit.start));
@@ -424,19 +444,8 @@ impl CircuitBreaker {
 
     #[inline]
     fn should_trip(&self, now: u64) -> bool {
-        // Without an error or slow call inside the time window the rates are zero: skip summing the
-        // buckets (the common, healthy case). Not with a zero threshold, nor with a count window whose
-        // last N calls may reach further back than the time window.
-        let last_error = self.last_error.load(Ordering::Relaxed);
-        let window = self.counts.window_nanos();
-        if self.count_window.is_none()
-            && self.config.error_threshold_percentage > 0
-            && self
-                .config
-                .slow_call
-                .is_none_or(|s| s.rate_threshold_percentage > 0)
-            && (last_error == 0 || now.saturating_sub(last_error - 1) > window)
-        {
+        // The healthy case: no rate can reach its threshold (see `plain`).
+        if self.plain && self.no_error_within(now) {
             return false;
         }
         let h = self.health_at(now);
@@ -448,6 +457,13 @@ impl CircuitBreaker {
                 .config
                 .slow_call
                 .is_some_and(|s| h.slow * 100 / h.total >= u64::from(s.rate_threshold_percentage))
+    }
+
+    /// Whether no error or slow call was recorded within the time window ending at `now`.
+    #[inline]
+    fn no_error_within(&self, now: u64) -> bool {
+        let last_error = self.last_error.load(Ordering::Relaxed);
+        last_error == 0 || now.saturating_sub(last_error - 1) > self.counts.window_nanos()
     }
 
     fn health_at(&self, now: u64) -> Health {

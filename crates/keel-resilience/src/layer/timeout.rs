@@ -37,6 +37,7 @@ impl<S> Layer<S> for TimeoutLayer {
         TimeoutService {
             inner,
             limit: self.limit,
+            limit_nanos: u64::try_from(self.limit.as_nanos()).ok(),
         }
     }
 }
@@ -46,6 +47,8 @@ impl<S> Layer<S> for TimeoutLayer {
 pub struct TimeoutService<S> {
     inner: S,
     limit: Duration,
+    /// `None` when too large for a deadline (see `clock::deadline`).
+    limit_nanos: Option<u64>,
 }
 
 pin_project! {
@@ -112,7 +115,8 @@ where
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         // Read before the inner call, like `tokio::time::timeout`: the limit covers all of it.
-        let deadline = clock::deadline(clock::call_start(self.limit), self.limit);
+        let start = clock::call_start(self.limit);
+        let deadline = self.limit_nanos.and_then(|l| start.checked_add(l));
         TimeoutFuture {
             fut: self.inner.call(req),
             timer: Timer::new(),

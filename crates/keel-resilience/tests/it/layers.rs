@@ -65,6 +65,25 @@ async fn breaker_bulkhead_timeout_stack() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn through_the_layers_a_success_completing_the_volume_trips_at_fifty_percent() {
+    // A timeout below the breaker: successes are counted at the call's start, read once.
+    let breaker = Arc::new(CircuitBreaker::new(BreakerConfig::default()));
+    let mut svc = ServiceBuilder::new()
+        .layer(BreakerLayer::new(Arc::clone(&breaker)))
+        .layer(TimeoutLayer::new(Duration::from_millis(100)))
+        .service(service_fn(echo));
+    for _ in 0..10 {
+        let _ = svc.ready().await.unwrap().call(u64::MAX).await;
+    }
+    for _ in 0..9 {
+        svc.ready().await.unwrap().call(1).await.unwrap();
+    }
+    assert_eq!(breaker.state(), State::Closed, "19 calls");
+    svc.ready().await.unwrap().call(1).await.unwrap();
+    assert_eq!(breaker.state(), State::Open, "20 calls, 10 errors");
+}
+
+#[tokio::test(start_paused = true)]
 async fn dropping_a_response_future_frees_bulkhead_and_trial() {
     let breaker = Arc::new(CircuitBreaker::new(BreakerConfig {
         force_open: false,
