@@ -351,6 +351,12 @@ impl CircuitBreaker {
             Some(at) if !permit.trial && permit.start == UNTIMED && !outcome.is_error() => at,
             _ => crate::clock::now(),
         };
+        self.record_at(permit, outcome, now)
+    }
+
+    /// [`record`](Self::record) with the clock already read (`now` on the clock's origin).
+    #[inline]
+    pub(crate) fn record_at(&self, permit: Permit, outcome: Outcome, now: u64) -> Option<Duration> {
         // The common case: a success with no error in the window, which cannot trip (see
         // `should_trip`) and needs nothing but its count.
         if outcome == Outcome::Success
@@ -362,12 +368,6 @@ impl CircuitBreaker {
             self.counts.add(Event::Success.index(), 1, now);
             return None;
         }
-        self.record_at(permit, outcome, now)
-    }
-
-    /// [`record`](Self::record) with the clock already read (`now` on the clock's origin).
-    #[inline]
-    pub(crate) fn record_at(&self, permit: Permit, outcome: Outcome, now: u64) -> Option<Duration> {
         let elapsed = (permit.start != UNTIMED).then(|| now.saturating_sub(permit.start));
         let slow = outcome != Outcome::BadRequest
             && self

@@ -35,14 +35,10 @@ fn first_origin() -> Instant {
 /// Nanoseconds since the origin now, via `tokio::time` so a paused clock is honoured.
 #[inline]
 pub(crate) fn now() -> u64 {
-    nanos_at(Instant::now())
-}
-
-/// `at` in nanoseconds since the origin.
-#[inline]
-pub(crate) fn nanos_at(at: Instant) -> u64 {
     // u64 nanoseconds cover 584 years of uptime.
-    at.saturating_duration_since(origin()).as_nanos() as u64
+    Instant::now()
+        .saturating_duration_since(origin())
+        .as_nanos() as u64
 }
 
 /// `limit` after `start` (nanoseconds on the origin); `None` when that cannot be represented, as

@@ -336,14 +336,13 @@ struct Entry {
 /// drop may free its task, and with it a timer that takes the lock.
 const RECLAIM_PER_ARM: usize = 4;
 
-/// Waits out a slot's ARMING state (its re-armer writes a deadline and a word, without the lock).
-#[cold]
-fn wait_armed(slot: &Slot) -> u64 {
+/// Retries `attempt` until it gives a value: spinning a little, then yielding (whoever holds things
+/// up is a few instructions from done, unless it was preempted).
+fn spin_until<T>(mut attempt: impl FnMut() -> Option<T>) -> T {
     let mut spins = 0u32;
     loop {
-        let w = slot.word.load(Ordering::Acquire);
-        if state(w) != ARMING {
-            return w;
+        if let Some(v) = attempt() {
+            return v;
         }
         spins += 1;
         if spins < 64 {
@@ -352,6 +351,15 @@ fn wait_armed(slot: &Slot) -> u64 {
             std::thread::yield_now();
         }
     }
+}
+
+/// Waits out a slot's ARMING state (its re-armer writes a deadline and a word, without the lock).
+#[cold]
+fn wait_armed(slot: &Slot) -> u64 {
+    spin_until(|| {
+        let w = slot.word.load(Ordering::Acquire);
+        (state(w) != ARMING).then_some(w)
+    })
 }
 
 impl Shard {
@@ -366,19 +374,8 @@ impl Shard {
     }
 
     fn lock(&self) -> Locked<'_, State> {
-        let mut spins = 0u32;
-        loop {
-            if let Some(st) = self.state.try_lock() {
-                return st;
-            }
-            // Held for a few hundred instructions at most, but its holder may have been preempted.
-            spins += 1;
-            if spins < 64 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
+        // Held for a few hundred instructions at most.
+        spin_until(|| self.state.try_lock())
     }
 
     /// Frees slot `i`, whose word was `word`, under the lock; its waker, if still kept.

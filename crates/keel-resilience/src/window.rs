@@ -109,8 +109,8 @@ pub struct RollingCounts<const K: usize> {
     width: Divisor,
     len: Divisor,
     /// The latest tick whose bucket is set up, and that bucket: `tick << 8 | index`, or 0 for none
-    /// (tick 0 never comes: the clock's origin lies a day back). Spares a record the two divisions
-    /// and the epoch check while the tick lasts; written once per tick.
+    /// (tick 0 is never kept here). Spares a record the two divisions and the epoch check while the
+    /// tick lasts; written once per tick.
     current: AtomicU64,
 }
 
@@ -210,12 +210,7 @@ impl<const K: usize> RollingCounts<K> {
     fn bucket_at(&self, now: u64) -> &Bucket<K> {
         let tick = self.tick(now);
         let i = self.len.div_rem(tick).1 as usize;
-        let stripes = self.stripes_of(i);
-        let bucket = if stripes.len() == 1 {
-            &stripes[0]
-        } else {
-            &stripes[thread_stripe() & (self.stripes - 1)]
-        };
+        let bucket = self.stripe(i);
         let epoch = self.epoch(i);
         let want = tick + 1;
         loop {
@@ -237,7 +232,7 @@ impl<const K: usize> RollingCounts<K> {
                 .compare_exchange(seen, RESETTING, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
-                for b in stripes {
+                for b in self.stripes_of(i) {
                     for c in &b.counts {
                         c.store(0, Ordering::Relaxed);
                     }
