@@ -1,44 +1,129 @@
-//! Monotonic ticks from `tokio::time` (pausable in tests), the per-call clock reading shared down a
-//! layer stack, and an injectable wall clock for emitted timestamps.
+//! Monotonic ticks (from the time-stamp counter, or from `tokio::time` so that tests can pause
+//! them), the per-call clock reading shared down a layer stack, and an injectable wall clock for
+//! emitted timestamps.
 
 use std::cell::Cell;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::time::Instant;
+pub(crate) use source::{instant, now};
 
-/// How far before the first reading the origin lies: a runtime with a paused clock started earlier
-/// (its clock starts at the real time it was built) still reads after it.
-const MARGIN: Duration = Duration::from_secs(24 * 60 * 60);
+/// The one monotonic clock of every time kept here, as nanoseconds since an origin (they fit in
+/// atomics, and a reading converted once serves every layer of a call: the breaker's window and the
+/// timeout's deadline).
+///
+/// Read from the CPU's time-stamp counter (`quanta`, calibrated against the monotonic clock once per
+/// process): about half the cost of the vDSO's `clock_gettime` in a VM, and unfenced, so it does not
+/// stall the code around it. Converted to `tokio::time` instants relative to now, only where a tokio
+/// timer needs one (the counter's rate may differ from the monotonic clock's by some parts per million).
+#[cfg(not(feature = "paused-clock"))]
+mod source {
+    use std::sync::OnceLock;
+    use std::time::Duration;
 
-/// The one monotonic origin of every time kept here, as nanoseconds since it (they fit in atomics, and
-/// a reading converted once serves every layer of a call: the breaker's window and the timeout's deadline).
-#[inline]
-fn origin() -> Instant {
-    match ORIGIN.get() {
-        Some(o) => *o,
-        None => first_origin(),
+    use tokio::time::Instant;
+
+    /// Readings start this far after the origin, as they do on the paused clock's.
+    const MARGIN: u64 = 24 * 60 * 60 * 1_000_000_000;
+
+    struct Source {
+        clock: quanta::Clock,
+        /// The raw counter at the origin.
+        origin: u64,
+    }
+
+    static SOURCE: OnceLock<Source> = OnceLock::new();
+
+    #[inline]
+    fn source() -> &'static Source {
+        match SOURCE.get() {
+            Some(s) => s,
+            None => first_source(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn first_source() -> &'static Source {
+        SOURCE.get_or_init(|| {
+            // Calibrates the counter once per process (well under a millisecond).
+            let clock = quanta::Clock::new();
+            let origin = clock.raw();
+            Source { clock, origin }
+        })
+    }
+
+    /// Nanoseconds on the origin now.
+    #[inline]
+    pub(crate) fn now() -> u64 {
+        let s = source();
+        MARGIN + s.clock.delta_as_nanos(s.origin, s.clock.raw())
+    }
+
+    /// The tokio instant at `nanos` (on [`now`]'s origin).
+    pub(crate) fn instant(nanos: u64) -> Instant {
+        let (at, here) = (now(), Instant::now());
+        match nanos.checked_sub(at) {
+            Some(ahead) => here + Duration::from_nanos(ahead),
+            None => here
+                .checked_sub(Duration::from_nanos(at - nanos))
+                .unwrap_or(here),
+        }
     }
 }
 
-static ORIGIN: OnceLock<Instant> = OnceLock::new();
+/// With the `paused-clock` feature, every reading goes through `tokio::time`, so tokio's paused test
+/// clock governs timeouts and breaker windows too.
+#[cfg(feature = "paused-clock")]
+mod source {
+    use std::sync::OnceLock;
+    use std::time::Duration;
 
-#[cold]
-#[inline(never)]
-fn first_origin() -> Instant {
-    *ORIGIN.get_or_init(|| {
-        let now = std::time::Instant::now();
-        Instant::from_std(now.checked_sub(MARGIN).unwrap_or(now))
-    })
+    use tokio::time::Instant;
+
+    /// How far before the first reading the origin lies: a runtime with a paused clock started
+    /// earlier (its clock starts at the real time it was built) still reads after it.
+    const MARGIN: Duration = Duration::from_secs(24 * 60 * 60);
+
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+
+    #[inline]
+    fn origin() -> Instant {
+        match ORIGIN.get() {
+            Some(o) => *o,
+            None => first_origin(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn first_origin() -> Instant {
+        *ORIGIN.get_or_init(|| {
+            let now = std::time::Instant::now();
+            Instant::from_std(now.checked_sub(MARGIN).unwrap_or(now))
+        })
+    }
+
+    /// Nanoseconds since the origin now, via `tokio::time` so a paused clock is honoured.
+    #[inline]
+    pub(crate) fn now() -> u64 {
+        // u64 nanoseconds cover 584 years of uptime.
+        Instant::now()
+            .saturating_duration_since(origin())
+            .as_nanos() as u64
+    }
+
+    /// The instant `nanos` after the origin.
+    pub(crate) fn instant(nanos: u64) -> Instant {
+        origin() + Duration::from_nanos(nanos)
+    }
 }
 
-/// Nanoseconds since the origin now, via `tokio::time` so a paused clock is honoured.
-#[inline]
-pub(crate) fn now() -> u64 {
-    // u64 nanoseconds cover 584 years of uptime.
-    Instant::now()
-        .saturating_duration_since(origin())
-        .as_nanos() as u64
+/// Whether timeouts and breaker windows follow tokio's paused test clock: built with the
+/// `paused-clock` feature. Without it they read the CPU's time-stamp counter, which a paused tokio
+/// clock does not stop.
+pub fn follows_paused_clock() -> bool {
+    cfg!(feature = "paused-clock")
 }
 
 /// `limit` after `start` (nanoseconds on the origin); `None` when that cannot be represented, as
@@ -48,11 +133,6 @@ pub(crate) fn deadline(start: u64, limit: Duration) -> Option<u64> {
     u64::try_from(limit.as_nanos())
         .ok()
         .and_then(|l| start.checked_add(l))
-}
-
-/// The instant `nanos` after the origin.
-pub(crate) fn instant(nanos: u64) -> Instant {
-    origin() + Duration::from_nanos(nanos)
 }
 
 /// A clock reading taken at the start of a call, with the time limit that bounds the call.

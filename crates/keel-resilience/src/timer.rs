@@ -904,7 +904,9 @@ impl Future for Drive {
                 this.guard.0 = None;
                 return Poll::Ready(());
             };
-            if this.until != next {
+            // An elapsed sleep with nothing due: tokio's clock ran ahead of ours (the counter's rate
+            // differs from it by some parts per million); sleep again rather than spin.
+            if this.until != next || this.sleep.is_elapsed() {
                 this.until = next;
                 this.sleep.as_mut().reset(clock::instant(next));
             }
