@@ -55,6 +55,7 @@ pub struct LimitToken {
 impl AdaptiveLimit {
     /// A limit starting at `config.initial`.
     pub fn new(config: AimdConfig) -> Self {
+        crate::clock::warm();
         AdaptiveLimit {
             limit: AtomicUsize::new(config.initial.clamp(config.min.max(1), config.max.max(1))),
             in_flight: AtomicUsize::new(0),

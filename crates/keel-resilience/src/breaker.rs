@@ -194,6 +194,7 @@ const HEALTH_KINDS: [usize; 6] = [
 impl CircuitBreaker {
     /// A closed breaker. Must be created inside a tokio context only if the clock is paused; otherwise anywhere.
     pub fn new(config: BreakerConfig) -> Self {
+        crate::clock::warm();
         let forced = if config.force_open {
             FORCED_OPEN
         } else if config.force_closed {

@@ -17,6 +17,7 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// `rate` calls per `period` (rate 0 is treated as 1), bursts of `burst` (at least 1).
     pub fn new(rate: u32, period: Duration, burst: u32) -> Self {
+        crate::clock::warm();
         let emission = (period.as_nanos() / u128::from(rate.max(1))).max(1) as u64;
         RateLimiter {
             tat: AtomicU64::new(0),

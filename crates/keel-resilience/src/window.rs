@@ -127,6 +127,7 @@ impl<const K: usize> RollingCounts<K> {
     /// Like [`new`](Self::new), with `stripes` copies of each bucket's counters (rounded up to a power
     /// of two, at most 64), for counters that many threads add to at once.
     pub fn striped(window: Duration, buckets: usize, stripes: usize) -> Self {
+        crate::clock::warm();
         let n = buckets.max(1);
         let stripes = stripes.clamp(1, 64).next_power_of_two();
         let bucket_nanos = ((window.as_nanos() / n as u128) as u64).max(1);

@@ -26,6 +26,7 @@ pub struct TimeoutLayer {
 impl TimeoutLayer {
     /// A layer with the given limit.
     pub fn new(limit: Duration) -> Self {
+        crate::clock::warm();
         TimeoutLayer { limit }
     }
 }
