@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub(crate) use source::{instant, now};
 
 /// How far before the first reading the origin lies: a runtime with a paused clock started earlier
-/// (its clock starts at the real time it was built) still reads after it; counter readings start as far in.
+/// (its clock starts at the real time it was built) still reads after it; counter readings start as
+/// far in.
 const MARGIN: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The one monotonic clock of every time kept here, as nanoseconds since an origin (they fit in
@@ -167,10 +168,10 @@ thread_local! {
     static SLOT: Cell<Slot> = const { Cell::new(Slot::Closed) };
 }
 
-/// Reading the clock costs about a third of a whole call's overhead (10 ns from the counter here), so
-/// one call through breaker → bulkhead → timeout reads it once: a layer that would read it at completion (the
-/// breaker's window) listens while its inner service's `call` runs, and a timeout below, which reads
-/// it at call time anyway, leaves its reading. The scope is the synchronous `call` only: nothing
+/// Reading the clock costs about a third of a whole call's overhead (10 ns from the counter here),
+/// so one call through breaker → bulkhead → timeout reads it once: a layer that would read it at
+/// completion (the breaker's window) listens while its inner service's `call` runs, and a timeout
+/// below, which reads it at call time anyway, leaves its reading. The scope is the synchronous `call` only: nothing
 /// outlives it, so a reading never leaks into an unrelated call.
 #[derive(Debug)]
 pub(crate) struct Listen(Option<Slot>);
